@@ -1,0 +1,42 @@
+"""symcnn: a tiny CNN scenario in, a symbolically derived and NumPy-checked worked solution out.
+
+    sc = symcnn.load("four-images")      # a file path, a built-in name or a dict
+    trace = symcnn.run(sc)               # NumPy: every number (the `symcnn values` JSON)
+    derivation = symcnn.derive(sc)       # SymPy: general form, substituted form, value
+    report = symcnn.check(sc)            # both agree, and the claims hold
+
+SymPy is imported only by derive/check, so `load` and `run` stay fast.
+"""
+
+from __future__ import annotations
+
+from .errors import RenderError, ScenarioError, SymcnnError, VerificationError
+from .numeric import Trace
+from .numeric import run as _run
+from .scenario import Scenario
+from .sources import builtin_names, load
+
+__all__ = [
+    "RenderError", "Scenario", "ScenarioError", "SymcnnError", "Trace", "VerificationError",
+    "builtin_names", "check", "derive", "load", "run",
+]
+__version__ = "0.1.0"
+
+
+def run(scenario) -> Trace:
+    """Every number of the run, computed with NumPy (accepts what `load` accepts)."""
+    return _run(load(scenario))
+
+
+def derive(scenario):
+    """Every quantity as a SymPy expression: general form, numbers substituted, value."""
+    from .derive import derive as _derive
+
+    return _derive(load(scenario))
+
+
+def check(scenario):
+    """Compare the symbolic and numeric values and audit the claims; returns a Report."""
+    from .verify import check as _check
+
+    return _check(load(scenario))

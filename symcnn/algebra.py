@@ -1,0 +1,91 @@
+"""The small algebra of a worked solution: a Quantity is ``symbol = general = substituted = value``.
+
+Sums and products are built unevaluated so that terms keep the order of the formula, and the
+substituted form puts numbers exactly where the symbols stood (SymPy's own ``subs`` would evaluate
+and reorder). Values are exact Rationals where the maths is rational, 50-digit Floats otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+from sympy import Add, Mul, Piecewise, Rational
+
+DPS = 50  # digits of Floats where exact values are irrational
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One number of the worked solution: ``symbol = general = substituted = value``."""
+
+    path: str  # where it sits in the `symcnn values` JSON, e.g. steps[0].conv[1][0][2]
+    symbol: sympy.Symbol
+    general: sympy.Expr
+    substituted: sympy.Expr
+    value: sympy.Expr
+
+
+def exact(number: float) -> sympy.Rational:
+    """A decimal as written becomes an exact Rational: 0.7 -> 7/10."""
+    return Rational(repr(float(number)))
+
+
+def to_value(expr: sympy.Expr) -> sympy.Expr:
+    return expr if expr.is_Rational else sympy.Float(expr.evalf(DPS), DPS)
+
+
+def substitute(expr: sympy.Expr, env: dict) -> sympy.Expr:
+    """``expr`` with symbols replaced by numbers, structure and term order kept (not evaluated).
+
+    A Piecewise (ReLU and its derivative) is evaluated: the branch taken is what is shown.
+    """
+    if expr.is_Symbol:
+        return env.get(expr, expr)
+    if not expr.args:
+        return expr
+    if isinstance(expr, Piecewise):
+        return expr.xreplace({s: env[s] for s in expr.free_symbols if s in env})
+    args = [substitute(arg, env) for arg in expr.args]
+    try:
+        return expr.func(*args, evaluate=False)
+    except TypeError:
+        return expr.func(*args)
+
+
+def quantity(path: str, symbol: sympy.Symbol, general: sympy.Expr, env: dict) -> Quantity:
+    """Substitute this step's numbers, evaluate, and remember the value for later layers."""
+    substituted = substitute(general, env)
+    value = to_value(substituted.doit())
+    env[symbol] = value
+    return Quantity(path, symbol, general, substituted, value)
+
+
+def plus(*terms: sympy.Expr) -> sympy.Expr:
+    """A sum in the order given (SymPy would sort it); one term stays itself, none is 0."""
+    terms = [t for t in terms if t != 0]
+    if not terms:
+        return sympy.Integer(0)
+    return terms[0] if len(terms) == 1 else Add(*terms, evaluate=False)
+
+
+def times(*factors: sympy.Expr) -> sympy.Expr:
+    """A product in the order given; factors equal to 1 are dropped."""
+    factors = [f for f in factors if f != 1]
+    if not factors:
+        return sympy.Integer(1)
+    return factors[0] if len(factors) == 1 else Mul(*factors, evaluate=False)
+
+
+def minus(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
+    return Add(a, Mul(-1, b, evaluate=False), evaluate=False)
+
+
+def chain(pairs) -> sympy.Expr:
+    """sum of upstream * d(general)/d(variable) over (upstream, general, variable), zero factors dropped."""
+    terms = []
+    for upstream, general, variable in pairs:
+        factor = sympy.diff(general, variable)
+        if factor != 0:
+            terms.append(times(upstream, factor))
+    return plus(*terms)

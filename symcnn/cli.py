@@ -1,0 +1,111 @@
+"""The command line: parse, call the library, print. Exit codes are decided here and only here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .errors import SymcnnError
+
+SCENARIO_HELP = "a .yaml/.yml/.json scenario file, or the name of a built-in scenario (see `symcnn list`)"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print the built-in scenarios, one per line: name, then title."""
+    from .sources import builtin_names, load
+
+    for name in builtin_names():
+        print(f"{name}\t{load(name).title}")
+    return 0
+
+
+def cmd_values(args: argparse.Namespace) -> int:
+    """Print every number of the run as JSON (NumPy only; SymPy is not imported)."""
+    from .numeric import run
+    from .sources import load
+
+    trace = run(load(args.scenario))
+    json.dump(trace.to_dict(), sys.stdout, indent=args.indent, allow_nan=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Re-derive every value with SymPy and NumPy, compare them and audit the claims."""
+    from .sources import load
+    from .verify import check
+
+    report = check(load(args.scenario), rtol=args.rtol, atol=args.atol)
+    print(report.table())
+    return 0 if report.ok else 1
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Write the worked solution in one format into --out."""
+    from .render import render_to_dir
+    from .sources import load
+
+    written = render_to_dir(
+        load(args.scenario), args.format, args.out,
+        detail=args.detail, precision=args.precision, iterations=args.iterations,
+    )
+    for path in written:
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="symcnn",
+        description="Worked solutions for tiny CNNs: every number derived with SymPy and checked with NumPy.",
+    )
+    parser.add_argument("--version", action="version", version=f"symcnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("list", help="list the built-in scenarios", description=cmd_list.__doc__)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("values", help="print every number of the run as JSON", description=cmd_values.__doc__)
+    p.add_argument("scenario", help=SCENARIO_HELP)
+    p.add_argument("--indent", type=int, default=None, help="indent the JSON by N spaces")
+    p.set_defaults(func=cmd_values)
+
+    p = sub.add_parser("check", help="compare symbolic and numeric values, audit claims", description=cmd_check.__doc__)
+    p.add_argument("scenario", help=SCENARIO_HELP)
+    p.add_argument("--rtol", type=float, default=1e-9, help="relative tolerance (default 1e-9)")
+    p.add_argument("--atol", type=float, default=1e-12, help="absolute tolerance (default 1e-12)")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("render", help="write the worked solution", description=cmd_render.__doc__)
+    p.add_argument("scenario", help=SCENARIO_HELP)
+    p.add_argument("--format", "-f", required=True, choices=FORMATS, help="output format")
+    p.add_argument("--out", "-o", required=True, help="output folder (created if missing)")
+    p.add_argument("--detail", choices=("full", "summary"), default=None, help="expand every cell, or one per matrix")
+    p.add_argument("--precision", type=int, default=None, help="decimals shown for rounded numbers")
+    p.add_argument("--iterations", choices=("all", "first", "last"), default="all", help="which iterations to show")
+    p.set_defaults(func=cmd_render)
+    return parser
+
+
+FORMATS = ("markdown", "latex", "beamer", "snippets", "pdf")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SymcnnError as exc:
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,32 @@
+"""One exception hierarchy; the CLI maps each kind to an exit code in one place."""
+
+from __future__ import annotations
+
+
+class SymcnnError(Exception):
+    """Base of every error symcnn raises on purpose."""
+
+    exit_code = 2
+
+
+class ScenarioError(SymcnnError):
+    """Bad input: the message starts with the key path, e.g. ``inputs[1].pixels: ...``."""
+
+    exit_code = 2
+
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(f"{where}: {what}" if where else what)
+        self.where = where
+        self.what = what
+
+
+class VerificationError(SymcnnError):
+    """A symbolic value and its numeric twin disagree, or a claim fails."""
+
+    exit_code = 1
+
+
+class RenderError(SymcnnError):
+    """A document could not be written or compiled."""
+
+    exit_code = 1

@@ -1,0 +1,289 @@
+"""The NumPy engine: forward, backward, SGD updates and the final pass -> Trace.
+
+Each forward step sits next to its backward step. Names follow the maths: x input, w filter weights,
+b filter biases, z conv output, a activated, m pooled, f features, W/B dense, o logits, p probs, L loss.
+This module must not import SymPy: `symcnn values` is the fast path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .scenario import Activation, Pool, Scenario, pool_window
+
+# ---------------------------------------------------------------- layers, forward next to backward
+
+
+def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, padding: int):
+    """x: C x H x W, w: K x C x kh x kw -> z: K x H' x W' (cross-correlation) and the windows used."""
+    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding)))
+    kh, kw = w.shape[2:]
+    windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
+    z = np.einsum("chwuv,kcuv->khw", windows, w) + b[:, None, None]
+    return z, windows
+
+
+def conv_backward(dL_dz: np.ndarray, windows: np.ndarray):
+    dL_dw = np.einsum("khw,chwuv->kcuv", dL_dz, windows)
+    dL_db = dL_dz.sum(axis=(1, 2))
+    return dL_dw, dL_db
+
+
+def activate(z: np.ndarray, activation: Activation) -> np.ndarray:
+    kind = activation.kind
+    if kind == "relu":
+        return np.maximum(z, 0.0)
+    if kind == "leaky_relu":
+        return np.where(z > 0, z, activation.slope * z)
+    if kind == "sigmoid":
+        return 0.5 * (1.0 + np.tanh(0.5 * z))  # stable for large |z|
+    if kind == "tanh":
+        return np.tanh(z)
+    return z.copy()
+
+
+def activate_derivative(z: np.ndarray, a: np.ndarray, activation: Activation) -> np.ndarray:
+    """da/dz with ReLU'(0) = 0 and leaky ReLU'(0) = slope."""
+    kind = activation.kind
+    if kind == "relu":
+        return (z > 0).astype(np.float64)
+    if kind == "leaky_relu":
+        return np.where(z > 0, 1.0, activation.slope)
+    if kind == "sigmoid":
+        return a * (1.0 - a)
+    if kind == "tanh":
+        return 1.0 - a * a
+    return np.ones_like(z)
+
+
+def pool_forward(a: np.ndarray, pool: Pool):
+    """a: K x H' x W' -> m: K x H'' x W'' and the routing needed by the backward step."""
+    if pool.kind == "none":
+        return a.copy(), None
+    (ph, pw), (sh, sw) = pool_window(pool, a.shape[1:])
+    windows = sliding_window_view(a, (ph, pw), axis=(1, 2))[:, ::sh, ::sw]
+    flat = windows.reshape(*windows.shape[:3], ph * pw)
+    if pool.kind == "max":
+        winner = flat.argmax(axis=-1)  # first maximum in row-major order, as PyTorch
+        return np.take_along_axis(flat, winner[..., None], axis=-1)[..., 0], winner
+    return flat.mean(axis=-1), None
+
+
+def pool_backward(dL_dm: np.ndarray, shape: tuple, pool: Pool, winner: np.ndarray | None) -> np.ndarray:
+    if pool.kind == "none":
+        return dL_dm
+    (ph, pw), (sh, sw) = pool_window(pool, shape[1:])
+    dL_da = np.zeros(shape)
+    k, i, j = np.indices(dL_dm.shape)
+    if pool.kind == "max":
+        np.add.at(dL_da, (k, i * sh + winner // pw, j * sw + winner % pw), dL_dm)
+        return dL_da
+    share = dL_dm / (ph * pw)
+    for u in range(ph):
+        for v in range(pw):
+            np.add.at(dL_da, (k, i * sh + u, j * sw + v), share)
+    return dL_da
+
+
+def softmax_cross_entropy(o: np.ndarray, y: int):
+    """p = softmax(o) and L = -log p_y, both computed stably."""
+    shifted = o - o.max()
+    log_sum = np.log(np.exp(shifted).sum())
+    p = np.exp(shifted - log_sum)
+    return p, float(log_sum - shifted[y])
+
+
+# ---------------------------------------------------------------- the trace
+
+
+@dataclass(frozen=True)
+class Params:
+    w: np.ndarray  # K x C x kh x kw
+    b: np.ndarray  # K
+    W: np.ndarray  # classes x features
+    B: np.ndarray  # classes
+
+
+@dataclass(frozen=True)
+class Step:
+    iteration: int
+    sample: str
+    label: str
+    conv: np.ndarray
+    activated: np.ndarray
+    pooled: np.ndarray
+    features: np.ndarray
+    logits: np.ndarray
+    probs: np.ndarray
+    loss: float
+    grad_logits: np.ndarray
+    grad_dense_weights: np.ndarray
+    grad_dense_biases: np.ndarray
+    grad_filters: list
+    grad_filter_biases: np.ndarray
+    # beyond the contract (extra keys are allowed): the chain rule's intermediate gradients
+    grad_features: np.ndarray
+    grad_pooled: np.ndarray
+    grad_activated: np.ndarray
+    grad_conv: np.ndarray
+    winners: np.ndarray | None = None  # max pool: index of the winning cell in each window
+
+
+@dataclass(frozen=True)
+class Update:
+    iteration: int
+    after: str | None
+    dense_weights: np.ndarray
+    dense_biases: np.ndarray
+    filters: list
+    filter_biases: np.ndarray
+
+
+@dataclass(frozen=True)
+class Final:
+    sample: str
+    logits: np.ndarray
+    probs: np.ndarray
+    loss: float
+    # beyond the contract: the final forward pass's feature maps
+    conv: np.ndarray
+    activated: np.ndarray
+    pooled: np.ndarray
+    features: np.ndarray
+
+
+@dataclass(frozen=True)
+class Trace:
+    scenario: str
+    classes: tuple[str, ...]
+    steps: tuple[Step, ...]
+    updates: tuple[Update, ...]
+    final: tuple[Final, ...]
+
+    def to_dict(self) -> dict:
+        """The contract's `symcnn values` JSON as plain Python data."""
+        return {
+            "scenario": self.scenario,
+            "classes": list(self.classes),
+            "steps": [_plain(s, skip=("winners",)) for s in self.steps],
+            "updates": [_plain(u) for u in self.updates],
+            "final": [_plain(f) for f in self.final],
+        }
+
+
+def _plain(record, skip: tuple[str, ...] = ()) -> dict:
+    out = {}
+    for item in fields(record):
+        if item.name in skip:
+            continue
+        value = getattr(record, item.name)
+        out[item.name] = _to_json(value)
+    return out
+
+
+def _to_json(value):
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float64).tolist()
+    if isinstance(value, list):
+        return [_to_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    return value
+
+
+# ---------------------------------------------------------------- one sample, the loop
+
+
+def forward_backward(sc: Scenario, params: Params, x: np.ndarray, y: int) -> dict:
+    """Every value of one sample's forward and backward pass at ``params``."""
+    z, windows = conv_forward(x, params.w, params.b, sc.conv.stride, sc.conv.padding)
+    a = activate(z, sc.activation)
+    m, winner = pool_forward(a, sc.pool)
+    f = m.reshape(-1)  # filter-major, then row-major
+    o = params.W @ f + params.B
+    p, L = softmax_cross_entropy(o, y)
+
+    dL_do = p.copy()
+    dL_do[y] -= 1.0
+    dL_dW = np.outer(dL_do, f)
+    dL_dB = dL_do
+    dL_df = params.W.T @ dL_do
+    dL_dm = dL_df.reshape(m.shape)
+    dL_da = pool_backward(dL_dm, a.shape, sc.pool, winner)
+    dL_dz = dL_da * activate_derivative(z, a, sc.activation)
+    dL_dw, dL_db = conv_backward(dL_dz, windows)
+    return dict(
+        conv=z, activated=a, pooled=m, features=f, logits=o, probs=p, loss=L,
+        grad_logits=dL_do, grad_dense_weights=dL_dW, grad_dense_biases=dL_dB,
+        grad_filters=dL_dw, grad_filter_biases=dL_db,
+        grad_features=dL_df, grad_pooled=dL_dm, grad_activated=dL_da, grad_conv=dL_dz, winners=winner,
+    )
+
+
+def initial_params(sc: Scenario) -> Params:
+    return Params(
+        w=np.stack([f.weights for f in sc.conv.filters]).astype(np.float64),
+        b=np.array([f.bias for f in sc.conv.filters], dtype=np.float64),
+        W=np.array(sc.dense.weights, dtype=np.float64),
+        B=np.array(sc.dense.biases, dtype=np.float64),
+    )
+
+
+def filters_as_given(sc: Scenario, w: np.ndarray) -> list[np.ndarray]:
+    """Per filter, in the shape the scenario gave (kh x kw or C x kh x kw)."""
+    return [w[k][0] if f.ndim == 2 else w[k] for k, f in enumerate(sc.conv.filters)]
+
+
+def apply_update(sc: Scenario, params: Params, grads: dict, scale: float) -> Params:
+    """Parameters after one SGD step with ``scale`` times the summed gradients."""
+    eta = sc.training.learning_rate * scale
+    w, b = params.w, params.b
+    if sc.training.update_filters:
+        w = w - eta * grads["grad_filters"]
+        b = b - eta * grads["grad_filter_biases"]
+    return Params(w, b, params.W - eta * grads["grad_dense_weights"], params.B - eta * grads["grad_dense_biases"])
+
+
+FINAL_KEYS = ("logits", "probs", "loss", "conv", "activated", "pooled", "features")
+GRAD_KEYS = ("grad_filters", "grad_filter_biases", "grad_dense_weights", "grad_dense_biases")
+
+
+def run(sc: Scenario) -> Trace:
+    """Train as the scenario says and record every number (the `symcnn values` JSON)."""
+    params = initial_params(sc)
+    steps: list[Step] = []
+    updates: list[Update] = []
+    batch = sc.training.update != "per_sample"
+    scale = 1.0 / len(sc.inputs) if sc.training.update == "batch_mean" else 1.0
+
+    def record(iteration: int, after: str | None) -> None:
+        updates.append(
+            Update(iteration, after, params.W.copy(), params.B.copy(), filters_as_given(sc, params.w), params.b.copy())
+        )
+
+    for iteration in range(1, sc.training.iterations + 1):
+        total = {key: 0.0 for key in GRAD_KEYS}
+        for sample in sc.inputs:
+            values = forward_backward(sc, params, sample.pixels, sc.label_index(sample))
+            grad_filters = values.pop("grad_filters")
+            steps.append(
+                Step(iteration, sample.name, sample.label, grad_filters=filters_as_given(sc, grad_filters), **values)
+            )
+            grads = {**values, "grad_filters": grad_filters}
+            if batch:
+                total = {key: total[key] + grads[key] for key in GRAD_KEYS}
+            else:
+                params = apply_update(sc, params, grads, 1.0)
+                record(iteration, sample.name)
+        if batch:
+            params = apply_update(sc, params, total, scale)
+            record(iteration, None)
+
+    final = []
+    for sample in sc.inputs:
+        values = forward_backward(sc, params, sample.pixels, sc.label_index(sample))
+        final.append(Final(sample.name, **{key: values[key] for key in FINAL_KEYS}))
+    return Trace(sc.name, sc.classes, tuple(steps), tuple(updates), tuple(final))

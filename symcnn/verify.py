@@ -1,0 +1,161 @@
+"""Compare every symbolic value with its NumPy twin, and audit the scenario's claims."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+
+from .errors import ScenarioError
+from .scenario import Scenario, parse_path
+
+TEXT_KEYS = {"iteration", "sample", "label", "after", "scenario", "classes"}
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    name: str  # e.g. steps.conv
+    count: int
+    max_diff: float
+    mismatches: tuple[tuple[str, float, float], ...]  # (path, symbolic, numeric)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    at: str
+    printed: float
+    ours: float
+    tol: float
+    note: str
+
+    @property
+    def diff(self) -> float:
+        return abs(self.ours - self.printed)
+
+    @property
+    def ok(self) -> bool:
+        return self.diff <= self.tol
+
+
+@dataclass(frozen=True)
+class Report:
+    scenario: Scenario
+    groups: tuple[GroupResult, ...]
+    claims: tuple[ClaimResult, ...]
+    missing: tuple[str, ...]  # values only one side has
+    rtol: float
+    atol: float
+
+    @property
+    def compared(self) -> int:
+        return sum(g.count for g in self.groups)
+
+    @property
+    def max_diff(self) -> float:
+        return max((g.max_diff for g in self.groups), default=0.0)
+
+    @property
+    def mismatches(self) -> list[tuple[str, float, float]]:
+        return [m for g in self.groups for m in g.mismatches]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and not self.missing and all(c.ok for c in self.claims)
+
+    def table(self) -> str:
+        sc = self.scenario
+        lines = [f"symcnn check {sc.name}: {sc.title}", ""]
+        lines.append(f"{'quantity':<28} {'values':>7}  {'max |sympy - numpy|':>20}  status")
+        for g in self.groups:
+            status = "ok" if not g.mismatches else f"{len(g.mismatches)} differ"
+            lines.append(f"{g.name:<28} {g.count:>7}  {g.max_diff:>20.3g}  {status}")
+        verdict = "all agree" if not self.mismatches else f"{len(self.mismatches)} differ"
+        lines.append(f"{'total':<28} {self.compared:>7}  {self.max_diff:>20.3g}  {verdict} (rtol {self.rtol:g}, atol {self.atol:g})")
+        for path, symbolic, numeric in self.mismatches[:10]:
+            lines.append(f"  differs: {path}: sympy {symbolic!r} != numpy {numeric!r}")
+        for path in self.missing[:10]:
+            lines.append(f"  not derived: {path}")
+        if self.claims:
+            lines += ["", f"{'claim':<28} {'printed':>10} {'ours':>12} {'diff':>10} {'tol':>8}  status"]
+            for c in self.claims:
+                mark = "✓" if c.ok else "✗"
+                lines.append(
+                    f"{c.at:<28} {c.printed:>10.6g} {c.ours:>12.6g} {c.diff:>10.2g} {c.tol:>8.2g}  {mark} {c.note}"
+                )
+            held = sum(c.ok for c in self.claims)
+            lines.append(f"{held} of {len(self.claims)} claims hold")
+        return "\n".join(lines)
+
+
+def numeric_leaves(data, path: str = ""):
+    """(path, number) for every number of a `symcnn values` dict."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key not in TEXT_KEYS:
+                yield from numeric_leaves(value, f"{path}.{key}" if path else key)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from numeric_leaves(value, f"{path}[{i}]")
+    else:
+        yield path, data
+
+
+def lookup(data, path: str, where: str = "path"):
+    node = data
+    for part in parse_path(path, where):
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            raise ScenarioError(where, f"no value at '{path}'") from None
+    return node
+
+
+GROUP = re.compile(r"\[\d+\]")
+
+
+def group_name(path: str) -> str:
+    return GROUP.sub("", path)
+
+
+def agree(symbolic: float, numeric: float, rtol: float, atol: float) -> bool:
+    return abs(symbolic - numeric) <= atol + rtol * abs(symbolic)
+
+
+def audit_claims(sc: Scenario, values: dict) -> tuple[ClaimResult, ...]:
+    results = []
+    for i, claim in enumerate(sc.claims):
+        ours = lookup(values, claim.at, f"claims[{i}].at")
+        if not isinstance(ours, (int, float)):
+            raise ScenarioError(f"claims[{i}].at", f"'{claim.at}' is not a single number")
+        results.append(ClaimResult(claim.at, claim.value, float(ours), claim.tol, claim.note))
+    return tuple(results)
+
+
+def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12) -> Report:
+    """Derive with SymPy, compute with NumPy, compare every value, audit claims."""
+    from .derive import derive
+    from .numeric import run
+
+    numeric = run(sc).to_dict()
+    claims = audit_claims(sc, numeric)  # bad claim paths fail before the slow part
+    derivation = derive(sc)
+    symbolic = {q.path: float(q.value) for q in derivation.quantities()}
+    counts: dict[str, int] = defaultdict(int)
+    diffs: dict[str, float] = defaultdict(float)
+    bad: dict[str, list] = defaultdict(list)
+    missing = []
+    seen = set()
+    for path, number in numeric_leaves(numeric):
+        seen.add(path)
+        name = group_name(path)
+        if path not in symbolic:
+            missing.append(path)
+            continue
+        counts[name] += 1
+        diffs[name] = max(diffs[name], abs(symbolic[path] - number))
+        if not agree(symbolic[path], number, rtol, atol):
+            bad[name].append((path, symbolic[path], number))
+    missing += [f"{path} (no NumPy value)" for path in symbolic if path not in seen]
+    groups = tuple(GroupResult(n, counts[n], diffs[n], tuple(bad[n])) for n in counts)
+    claims = tuple(ClaimResult(c.at, c.printed, symbolic.get(c.at, c.ours), c.tol, c.note) for c in claims)
+    return Report(sc, groups, claims, tuple(missing), rtol, atol)
