@@ -30,7 +30,7 @@ def run(scenario) -> Trace:
 
 def derive(scenario):
     """Every quantity as a SymPy expression: general form, numbers substituted, value."""
-    from .derive import derive as _derive
+    from .derivation import derive as _derive
 
     return _derive(load(scenario))
 

@@ -190,7 +190,10 @@ def _kind(value: Any) -> str:
 def _number(value: Any, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ScenarioError(path, f"expected a number, got {_kind(value)}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range
+        raise ScenarioError(path, "expected a finite number, got an integer too large for a float") from None
     if not math.isfinite(number):
         raise ScenarioError(path, f"expected a finite number, got {value}")
     return number
@@ -218,12 +221,18 @@ def _text(value: Any, path: str) -> str:
 def _array(value: Any, path: str, ndims: tuple[int, ...], what: str) -> np.ndarray:
     """A rectangular array of finite numbers with one of ``ndims`` dimensions."""
 
+    expected = " or ".join(f"{n}-dimensional" for n in ndims)
+
     def shape_of(node: Any, where: str, depth: int) -> tuple[int, ...]:
         if not isinstance(node, list):
             if depth == 0:
                 raise ScenarioError(where, f"expected {what}, got {_kind(node)}")
             _number(node, where)
             return ()
+        if depth >= max(ndims):  # too deep already: count the rest without recursing (no RecursionError)
+            while isinstance(node, list) and node:
+                node, depth = node[0], depth + 1
+            raise ScenarioError(path, f"expected {what} ({expected}), got {depth}-dimensional")
         if not node:
             raise ScenarioError(where, "must not be empty")
         shapes = [shape_of(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(node)]
@@ -241,7 +250,6 @@ def _array(value: Any, path: str, ndims: tuple[int, ...], what: str) -> np.ndarr
 
     shape = shape_of(value, path, 0)
     if len(shape) not in ndims:
-        expected = " or ".join(f"{n}-dimensional" for n in ndims)
         raise ScenarioError(path, f"expected {what} ({expected}), got {len(shape)}-dimensional")
     array = np.array(value, dtype=np.float64)
     array.setflags(write=False)

@@ -30,6 +30,10 @@ class _UniqueKeyLoader:
                 seen = {}
                 for key_node, _ in node.value:
                     key = loader.construct_object(key_node, deep=deep)
+                    try:
+                        hash(key)
+                    except TypeError:  # e.g. `? [a, b]`: SafeLoader reports it as an unhashable key
+                        continue
                     if key in seen:
                         line = key_node.start_mark.line + 1
                         raise ScenarioError(f"line {line}", f"duplicate key '{key}'")
@@ -81,16 +85,21 @@ def read_source(source: str | Path) -> tuple[Any, str]:
 
 def _parse(text: str, kind: str, label: str) -> Any:
     if kind == "json":
+        # NaN/Infinity parse to floats here; validation rejects them naming the key path.
         try:
-            return json.loads(text, parse_constant=_reject_constant)
+            return json.loads(text, object_pairs_hook=_unique_pairs)
         except json.JSONDecodeError as exc:
             raise ScenarioError(label, f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
         except ValueError as exc:
             raise ScenarioError(label, str(exc)) from None
+        except RecursionError:
+            raise ScenarioError(label, "invalid JSON: nested too deeply") from None
     import yaml
 
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader.get())  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise ScenarioError(label, "invalid YAML: nested too deeply") from None
     except ScenarioError as exc:
         raise ScenarioError(label, f"{exc.where}: {exc.what}") from None
     except yaml.YAMLError as exc:
@@ -100,8 +109,14 @@ def _parse(text: str, kind: str, label: str) -> Any:
         raise ScenarioError(label, f"{where}invalid YAML: {problem}") from None
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a finite number")
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object, rejecting a repeated key as the YAML loader does."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key '{key}'")
+        out[key] = value
+    return out
 
 
 def load(source: str | Path | Mapping | Scenario) -> Scenario:

@@ -133,7 +133,7 @@ def audit_claims(sc: Scenario, values: dict) -> tuple[ClaimResult, ...]:
 
 def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12) -> Report:
     """Derive with SymPy, compute with NumPy, compare every value, audit claims."""
-    from .derive import derive
+    from .derivation import derive
     from .numeric import run
 
     numeric = run(sc).to_dict()

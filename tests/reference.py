@@ -70,22 +70,30 @@ def _pad(x: np.ndarray, padding: int) -> np.ndarray:
     return xp
 
 
-def _conv(xp: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int) -> np.ndarray:
-    """Cross-correlation of the padded input xp (C x Hp x Wp) with K filters w (K x C x kh x kw)."""
+def _conv(xp: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-correlation of the padded input xp (C x Hp x Wp) with K filters w (K x C x kh x kw).
+
+    Also returns, per output cell, the sum of the absolute values of its terms: the scale of
+    the rounding error in that cell, whatever order the terms are added in."""
     n_filters, channels, kh, kw = w.shape
     out_h = (xp.shape[1] - kh) // stride + 1
     out_w = (xp.shape[2] - kw) // stride + 1
     z = np.zeros((n_filters, out_h, out_w))
+    magnitude = np.zeros((n_filters, out_h, out_w))
     for k in range(n_filters):
         for oy in range(out_h):
             for ox in range(out_w):
                 total = 0.0
+                size = abs(b[k])
                 for c in range(channels):
                     for i in range(kh):
                         for j in range(kw):
-                            total += w[k, c, i, j] * xp[c, oy * stride + i, ox * stride + j]
+                            term = w[k, c, i, j] * xp[c, oy * stride + i, ox * stride + j]
+                            total += term
+                            size += abs(term)
                 z[k, oy, ox] = total + b[k]
-    return z
+                magnitude[k, oy, ox] = size
+    return z, magnitude
 
 
 def _sigmoid(t: float) -> float:
@@ -183,7 +191,7 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, W: np.ndarray, B: np.nd
             label_index: int, settings: dict) -> dict:
     """Forward pass of one input x (C x H x W) with filters w (K x C x kh x kw)."""
     xp = _pad(x, settings["padding"])
-    z = _conv(xp, w, b, settings["stride"])
+    z, z_magnitude = _conv(xp, w, b, settings["stride"])
     a = _activate(z, settings["activation"], settings["slope"])
     geometry = pool_geometry(settings["pool"], z.shape[1], z.shape[2])
     q, routes = _pool_forward(a, geometry)
@@ -197,7 +205,7 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, W: np.ndarray, B: np.nd
         s[c] = total + B[c]
     p, log_sum_exp = _log_softmax_parts(s)
     L = log_sum_exp - s[label_index]  # -log p_y, stably
-    return {"xp": xp, "z": z, "a": a, "q": q, "routes": routes, "f": f, "s": s, "p": p, "L": L}
+    return {"xp": xp, "z": z, "z_magnitude": z_magnitude, "a": a, "q": q, "routes": routes, "f": f, "s": s, "p": p, "L": L}
 
 
 def backward(fwd: dict, w: np.ndarray, W: np.ndarray, label_index: int, settings: dict) -> dict:
@@ -249,8 +257,11 @@ def _tolist(array: np.ndarray) -> Any:
     return [float(t) for t in array] if array.ndim == 1 else [_tolist(row) for row in array]
 
 
-def reference_run(scenario: dict) -> dict:
-    """Every number of the scenario's run, in the contract's `symcnn values` JSON structure."""
+def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
+    """Every number of the scenario's run, in the contract's `symcnn values` JSON structure.
+
+    With conv_magnitudes=True each step also carries "conv_magnitude" (K x H' x W'): per conv
+    cell, the sum of |w x| over its terms plus |b|, for judging rounding-level ambiguity."""
     classes = list(scenario["classes"])
     conv = scenario.get("conv") or {}
     kind, slope = _activation_spec(scenario.get("activation", "relu"))
@@ -312,6 +323,8 @@ def reference_run(scenario: dict) -> dict:
                 "grad_filters": filters_as_given(grads["dL_dw"]),
                 "grad_filter_biases": _tolist(grads["dL_db"]),
             })
+            if conv_magnitudes:
+                steps[-1]["conv_magnitude"] = _tolist(fwd["z_magnitude"])
             parts = (grads["dL_dW"], grads["dL_dB"], grads["dL_dw"], grads["dL_db"])
             if update_mode == "per_sample":
                 apply_update(*parts)
