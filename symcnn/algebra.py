@@ -77,8 +77,25 @@ def times(*factors: sympy.Expr) -> sympy.Expr:
     return factors[0] if len(factors) == 1 else Mul(*factors, evaluate=False)
 
 
+class Sub(sympy.Expr):
+    """``a - b`` kept as written (SymPy would turn it into ``a + (-1)*b`` and reorder it)."""
+
+    def __new__(cls, a, b, evaluate: bool = False):
+        return sympy.Expr.__new__(cls, sympy.sympify(a), sympy.sympify(b))
+
+    def doit(self, **hints):
+        a, b = (arg.doit(**hints) for arg in self.args)
+        return a - b
+
+    def _eval_derivative(self, symbol):
+        return sympy.diff(self.args[0], symbol) - sympy.diff(self.args[1], symbol)
+
+    def _sympystr(self, printer):
+        return f"{printer._print(self.args[0])} - ({printer._print(self.args[1])})"
+
+
 def minus(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
-    return Add(a, Mul(-1, b, evaluate=False), evaluate=False)
+    return Sub(a, b)
 
 
 def chain(pairs) -> sympy.Expr:

@@ -117,9 +117,9 @@ def softmax_derivation(classes: tuple[str, ...], label: int) -> SoftmaxDerivatio
 class Deriver:
     """Builds the quantities of one scenario; symbols are shared, values live in per-step envs."""
 
-    def __init__(self, sc: Scenario) -> None:
+    def __init__(self, sc: Scenario, notation: Notation | None = None) -> None:
         self.sc = sc
-        self.N = Notation()
+        self.N = notation if notation is not None else Notation()
         self.channels, self.height, self.width = sc.inputs[0].pixels.shape
         self.kh, self.kw = sc.kernel_shape
         self.multi = self.channels > 1
@@ -149,7 +149,7 @@ class Deriver:
         for c, name in enumerate(sc.classes):
             env[N("dense_bias", name)] = B[c]
             for n in range(W.shape[1]):
-                env[N("dense_weight", name, c + 1, n + 1)] = W[c, n]
+                env[N("dense_weight", name, n + 1)] = W[c, n]
         return env
 
     # forward -----------------------------------------------------------------------------
@@ -186,7 +186,7 @@ class Deriver:
         g["features"] = features
         logits = np.empty(len(sc.classes), object)
         for c, name in enumerate(sc.classes):
-            terms = [times(N("dense_weight", name, c + 1, n + 1), f.symbol) for n, f in enumerate(features)]
+            terms = [times(N("dense_weight", name, n + 1), f.symbol) for n, f in enumerate(features)]
             logits[c] = quantity(f"{record.path}.logits[{c}]", N("logit", name), plus(*terms, N("dense_bias", name)), env)
         g["logits"] = logits
         exps = [exp(o.symbol, evaluate=False) for o in logits]
@@ -236,9 +236,9 @@ class Deriver:
         gB = np.empty(len(sc.classes), object)
         for c, name in enumerate(sc.classes):
             for n in range(F):
-                weight = N("dense_weight", name, c + 1, n + 1)
+                weight = N("dense_weight", name, n + 1)
                 gW[c, n] = quantity(
-                    f"{P}.grad_dense_weights[{c}][{n}]", N.grad("dense_weight", name, c + 1, n + 1, sample=tag),
+                    f"{P}.grad_dense_weights[{c}][{n}]", N.grad("dense_weight", name, n + 1, sample=tag),
                     chain([(grad_logits[c].symbol, logits[c].general, weight)]), env,
                 )
             bias = N("dense_bias", name)
@@ -327,9 +327,9 @@ class Deriver:
         g["dense_biases"] = np.empty(C, object)
         for c, name in enumerate(sc.classes):
             for n in range(F):
-                W = N("dense_weight", name, c + 1, n + 1)
+                W = N("dense_weight", name, n + 1)
                 g["dense_weights"][c, n] = step_to(
-                    f"{P}.dense_weights[{c}][{n}]", W, N("dense_weight", name, c + 1, n + 1, new=True),
+                    f"{P}.dense_weights[{c}][{n}]", W, N("dense_weight", name, n + 1, new=True),
                     "grad_dense_weights", (c, n),
                 )
             b = N("dense_bias", name)

@@ -45,6 +45,7 @@ class Report:
     missing: tuple[str, ...]  # values only one side has
     rtol: float
     atol: float
+    derivation: object = None  # the Derivation compared, for documents
 
     @property
     def compared(self) -> int:
@@ -158,4 +159,4 @@ def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12) -> Report:
     missing += [f"{path} (no NumPy value)" for path in symbolic if path not in seen]
     groups = tuple(GroupResult(n, counts[n], diffs[n], tuple(bad[n])) for n in counts)
     claims = tuple(ClaimResult(c.at, c.printed, symbolic.get(c.at, c.ours), c.tol, c.note) for c in claims)
-    return Report(sc, groups, claims, tuple(missing), rtol, atol)
+    return Report(sc, groups, claims, tuple(missing), rtol, atol, derivation)

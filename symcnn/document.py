@@ -1,0 +1,185 @@
+"""The document model every format renders: sections of blocks (equations, matrices, tables, text).
+
+Blocks hold SymPy objects, not markup; a renderer turns them into LaTeX or MathML through its printer.
+Every equation shown is checked: its substituted form, re-evaluated, equals the value shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy
+
+from .algebra import Quantity, plus, substitute, times
+from .errors import VerificationError
+from .verify import Report
+
+SETTINGS = {"detail": ("full", "summary"), "iterations": ("all", "first", "last")}
+MAX_COLUMNS = 9  # wider matrices are shown in column chunks
+
+
+@dataclass(frozen=True)
+class Settings:
+    detail: str = "summary"
+    precision: int = 3
+    fractions: bool = False
+    iterations: str = "all"
+
+    def __post_init__(self) -> None:
+        for key, allowed in SETTINGS.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class Equation:
+    lhs: sympy.Expr
+    general: sympy.Expr | None
+    substituted: sympy.Expr | None
+    value: sympy.Expr
+    kind: str = "equation"
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A general formula with indices, no numbers: lhs = rhs."""
+
+    lhs: sympy.Expr
+    rhs: sympy.Expr
+    kind: str = "formula"
+
+
+@dataclass(frozen=True)
+class Derivative:
+    """SymPy's own derivation: d(expr)/d(variable) = raw = simplified = closed form."""
+
+    lhs: sympy.Expr
+    raw: sympy.Expr
+    simplified: sympy.Expr
+    closed_form: sympy.Expr
+    kind: str = "derivative"
+
+
+@dataclass(frozen=True)
+class Matrix:
+    name: sympy.Expr
+    values: np.ndarray  # 2-D of SymPy numbers
+    marks: frozenset = frozenset()  # (row, col) cells to highlight
+    columns: tuple[int, int] | None = None  # 1-based first/last column when chunked
+    kind: str = "matrix"
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: object
+    math: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[Cell, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    kind: str = "table"
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+    kind: str = "text"
+
+
+@dataclass
+class Section:
+    title: str
+    key: str  # stable identifier for snippet file names, e.g. it1-img1-conv
+    blocks: list = field(default_factory=list)
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Document:
+    name: str
+    title: str
+    description: str
+    notes: tuple[str, ...]
+    sections: tuple[Section, ...]
+    settings: Settings
+    notation: object
+    show_sample: bool
+    checked: int
+    max_diff: float
+    claims_held: int
+    claims_total: int
+
+
+# ---------------------------------------------------------------- blocks from quantities
+
+
+def equation(q: Quantity, general: sympy.Expr | None = None, env: dict | None = None) -> Equation:
+    """q as an equation; a display form (``general``) is substituted with ``env`` and checked."""
+    if general is None:
+        general, substituted = q.general, q.substituted
+    else:
+        substituted = substitute(general, env)
+    shown = substituted.doit()
+    if not (shown == q.value or abs(sympy.N(shown - q.value, 40)) < sympy.Float(10) ** -30):
+        raise VerificationError(f"{q.path}: the substituted form evaluates to {shown}, not {q.value}")
+    if substituted == general or substituted.is_Number:
+        substituted = None  # nothing to add beyond the general form / the value
+    if general.is_Number or general == q.symbol:
+        general = None
+    return Equation(q.symbol, general, substituted, q.value)
+
+
+def matrices(name: sympy.Expr, array: np.ndarray, marks=frozenset()) -> list[Matrix]:
+    """A 2-D array of quantities (or numbers) as matrix blocks, chunked by columns when wide."""
+    values = np.vectorize(lambda q: q.value if isinstance(q, Quantity) else q, otypes=[object])(array)
+    if values.ndim == 1:
+        values = values[None, :]
+    width = values.shape[1]
+    if width <= MAX_COLUMNS:
+        return [Matrix(name, values, frozenset(marks))]
+    out = []
+    for start in range(0, width, MAX_COLUMNS):
+        stop = min(start + MAX_COLUMNS, width)
+        chunk_marks = frozenset((i, j - start) for i, j in marks if start <= j < stop)
+        out.append(Matrix(name, values[:, start:stop], chunk_marks, (start + 1, stop)))
+    return out
+
+
+def cells_to_show(array: np.ndarray, detail: str) -> list:
+    """Every quantity at full detail; the first one (one representative cell) in summary."""
+    flat = list(array.flat)
+    return flat if detail == "full" else flat[:1]
+
+
+def relu_display(kind: str, z: sympy.Expr, slope) -> sympy.Expr | None:
+    """max(0, z) reads better than the Piecewise SymPy differentiates; same value."""
+    if kind == "relu":
+        return sympy.Max(0, z, evaluate=False)
+    if kind == "leaky_relu":
+        return sympy.Max(z, times(slope, z), evaluate=False)
+    return None
+
+
+def conv_sum(deriver, k: int) -> Formula:
+    """z^{A}_{i,j} = sum_c sum_u sum_v w^{A}_{c,u,v} x_{c, s(i-1)+u-p, s(j-1)+v-p} + b^{A}."""
+    sc, N = deriver.sc, deriver.N
+    flt = sc.conv.filters[k]
+    i, j, u, v, c = sympy.symbols("i j u v c", integer=True, positive=True)
+    s, p = sc.conv.stride, sc.conv.padding
+
+    def position(outer, inner):
+        if s == 1:
+            return plus(outer, inner, sympy.Integer(-1 - p))
+        return plus(times(sympy.Integer(s), plus(outer, sympy.Integer(-1))), inner, sympy.Integer(-p))
+
+    w = sympy.IndexedBase(N("filter", flt.name))
+    x = sympy.IndexedBase(N("input", None))
+    chan = (c,) if deriver.multi else ()
+    term = times(w[(*chan, u, v)], x[(*chan, position(i, u), position(j, v))])
+    limits = ([(c, 1, deriver.channels)] if deriver.multi else []) + [(u, 1, deriver.kh), (v, 1, deriver.kw)]
+    general = plus(sympy.Sum(term, *limits), N("filter_bias", flt.name))
+    z = sympy.IndexedBase(N("conv", flt.name))
+    return Formula(z[i, j], general)

@@ -1,0 +1,46 @@
+"""Escaping of the user's text (names, titles, labels, notes) for each output format."""
+
+from __future__ import annotations
+
+import re
+
+LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "$": r"\$",
+    "&": r"\&",
+    "#": r"\#",
+    "^": r"\textasciicircum{}",
+    "_": r"\_",
+    "%": r"\%",
+    "~": r"\textasciitilde{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    '"': r"\textquotedbl{}",
+}
+LATEX_PATTERN = re.compile("|".join(re.escape(c) for c in LATEX_SPECIALS))
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def latex(text: object) -> str:
+    """Plain text safe inside a LaTeX paragraph or ``\\text{...}``: no command can be formed."""
+    clean = CONTROL.sub("", str(text)).replace("\n", " ")
+    return LATEX_PATTERN.sub(lambda m: LATEX_SPECIALS[m.group()], clean)
+
+
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]#|$~])")
+
+
+def markdown(text: object) -> str:
+    """Plain text safe in Markdown prose: Markdown, HTML and math delimiters are escaped."""
+    clean = CONTROL.sub("", str(text)).replace("\n", " ")
+    clean = clean.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return MARKDOWN_SPECIALS.sub(r"\\\1", clean)
+
+
+def slug(text: object) -> str:
+    """A file-name-safe slug: img1 -> img1, 'Cat & Dog' -> cat-dog."""
+    value = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+    return value or "x"

@@ -1,0 +1,156 @@
+"""SymPy -> LaTeX through one printer class: our notation, our numbers, terms in written order."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import sympy
+from sympy.printing.latex import LatexPrinter
+
+from . import escape
+from .algebra import Sub
+from .symbols import Notation, SymbolInfo
+
+BASE_TEX = {"eta": r"\eta"}
+MAX_EXACT_DECIMALS = 6
+
+
+def format_number(value, precision: int = 3, fractions: bool = False) -> tuple[str, bool]:
+    """(LaTeX text, exact?) of a number. Exact decimals print exactly (0.7, -2, 0.125);
+    other values are rounded half-even to ``precision`` decimals (tiny ones in scientific form)."""
+    v = sympy.sympify(value)
+    if v.is_Rational:
+        if v.q == 1:
+            return str(int(v.p)), True
+        q = int(v.q)
+        for prime in (2, 5):
+            while q % prime == 0:
+                q //= prime
+        decimals = len(str(Decimal(int(v.p)) / Decimal(int(v.q))).split(".")[1]) if q == 1 else None
+        if fractions and (decimals is None or decimals > precision):
+            sign = "-" if v.p < 0 else ""
+            return rf"{sign}\frac{{{abs(int(v.p))}}}{{{int(v.q)}}}", True
+        if decimals is not None and decimals <= max(precision, MAX_EXACT_DECIMALS):
+            return _plain(Decimal(int(v.p)) / Decimal(int(v.q))), True
+    number = Decimal(str(sympy.Float(v, 30)))
+    if number == 0:
+        return "0", True
+    if abs(number) < Decimal(10) ** -precision / 2 or abs(number) >= Decimal(10) ** 7:
+        mantissa, exponent = f"{number:.{max(precision - 1, 1)}e}".split("e")
+        return rf"{mantissa} \times 10^{{{int(exponent)}}}", False
+    rounded = number.quantize(Decimal(10) ** -precision, rounding=ROUND_HALF_EVEN)
+    return _plain(rounded) if rounded != 0 else "0", False
+
+
+def _plain(number: Decimal) -> str:
+    text = f"{number:f}"
+    if "." in text and text.endswith("0") and number == number.normalize():
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "0.0", "-0.0") else text
+
+
+class SymcnnLatexPrinter(LatexPrinter):
+    """LatexPrinter with symcnn's symbol names, number style and a ``Sub`` node; nothing else."""
+
+    printmethod = "_symcnn_latex"
+    _default_settings = {
+        **LatexPrinter._default_settings,
+        "order": "none",
+        "precision": 3,
+        "fractions": False,
+        "notation": None,
+        "show_sample": False,
+    }
+
+    # symbols ---------------------------------------------------------------------------
+    def _print_Symbol(self, expr, style="plain"):
+        notation: Notation | None = self._settings["notation"]
+        info = notation.info.get(expr) if notation is not None else None
+        if info is None:
+            return super()._print_Symbol(expr, style)
+        return self.symbol_tex(info)
+
+    def symbol_tex(self, info: SymbolInfo) -> str:
+        from .symbols import NOTATION
+
+        letter, owner_at = NOTATION[info.kind]
+        base = BASE_TEX.get(letter, letter)
+        if info.new:
+            base = "{" + base + "'}"
+        sup = sub = ""
+        owner = rf"\text{{{escape.latex(info.owner)}}}" if info.owner is not None else None
+        index = ",".join(str(i) for i in info.index)
+        if owner_at == "sup" and owner:
+            sup = owner
+            sub = index
+        else:
+            sub = ",".join(part for part in (owner, index) if part)
+        tex = base + (f"^{{{sup}}}" if sup else "") + (f"_{{{sub}}}" if sub else "")
+        if info.grad:
+            loss = "L"
+            if self._settings["show_sample"] and info.sample is not None:
+                loss = rf"L^{{(\text{{{escape.latex(info.sample)}}})}}"
+            return rf"\frac{{\partial {loss}}}{{\partial {tex}}}"
+        return tex
+
+    # numbers ---------------------------------------------------------------------------
+    def number(self, expr) -> str:
+        return format_number(expr, self._settings["precision"], self._settings["fractions"])[0]
+
+    def _print_Integer(self, expr):
+        return self.number(expr)
+
+    _print_Rational = _print_Integer
+    _print_Float = _print_Integer
+    _print_Zero = _print_Integer
+    _print_One = _print_Integer
+    _print_NegativeOne = _print_Integer
+    _print_Half = _print_Integer
+
+    # structure -------------------------------------------------------------------------
+    def _factor(self, arg) -> str:
+        tex = self._print(arg)
+        if isinstance(arg, (sympy.Add, Sub)) or (arg.is_Number and arg < 0) or tex.startswith("-"):
+            return rf"\left({tex}\right)"
+        return tex
+
+    def _print_Mul(self, expr):
+        args = list(expr.args)
+        inverse = [a for a in args if isinstance(a, sympy.Pow) and a.exp == -1]
+        if inverse and len(args) == 2:  # a / b, as written
+            numerator = args[0] if args[1] is inverse[0] else args[1]
+            return rf"\frac{{{self._print(numerator)}}}{{{self._print(inverse[0].base)}}}"
+        if args[0] == -1 and len(args) == 2 and not args[1].is_Number:
+            return "-" + self._factor(args[1])
+        if any(a.is_Number for a in args):
+            return r" \cdot ".join(self._factor(a) for a in args)
+        if all(not a.is_Number for a in args) and expr.is_commutative:
+            return r" \, ".join(self._factor(a) for a in args)
+        return super()._print_Mul(expr)
+
+    def _print_Add(self, expr, order=None):
+        """Terms in the order written; a term printed with a leading minus is subtracted."""
+        tex = ""
+        for i, term in enumerate(expr.args):
+            term_tex = self._print(term)
+            if isinstance(term, (sympy.Add, Sub)):
+                term_tex = rf"\left({term_tex}\right)"
+            if i == 0:
+                tex = term_tex
+            elif term_tex.startswith("-"):
+                tex += " - " + term_tex[1:]
+            else:
+                tex += " + " + term_tex
+        return tex
+
+    def _print_Sub(self, expr):
+        a, b = expr.args
+        return f"{self._print(a)} - {self._factor(b)}"
+
+    def _print_exp(self, expr, exp=None):
+        tex = rf"e^{{{self._print(expr.args[0])}}}"
+        return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
+
+
+def to_latex(expr, **settings) -> str:
+    return SymcnnLatexPrinter(settings).doprint(expr)

@@ -1,0 +1,203 @@
+"""Jinja over templates/<format>/: one environment per format family, a few filters, no maths here.
+
+``render_to_dir`` writes into a temporary folder first and moves the finished files into ``--out``,
+so a failure never leaves half-written output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from . import escape
+from .document import Document, Matrix, Settings
+from .errors import RenderError, VerificationError
+from .latex import SymcnnLatexPrinter, format_number
+from .scenario import Scenario
+
+FORMATS = ("markdown", "latex", "beamer", "snippets", "pdf")
+LATEX_DELIMITERS = dict(
+    block_start_string=r"\BLOCK{", block_end_string="}",
+    variable_start_string=r"\VAR{", variable_end_string="}",
+    comment_start_string=r"\#{", comment_end_string="}",
+    line_comment_prefix="%#",
+)
+FRAME_BUDGET = 11.0  # lines of a Beamer frame body
+
+
+def template_dir() -> Path:
+    packaged = resources.files("symcnn") / "templates"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "templates"  # a source checkout
+
+
+def environment(family: str, doc: Document) -> jinja2.Environment:
+    options = LATEX_DELIMITERS if family == "latex" else {}
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        **options,
+    )
+    printer = SymcnnLatexPrinter({
+        "notation": doc.notation, "precision": doc.settings.precision,
+        "fractions": doc.settings.fractions, "show_sample": doc.show_sample,
+    })
+    env.filters.update(
+        math=printer.doprint,
+        rel=lambda value: "=" if format_number(value, doc.settings.precision, doc.settings.fractions)[1] else r"\approx",
+        matrix=lambda m: matrix_tex(m, printer),
+        esc=escape.latex if family == "latex" else escape.markdown,
+        tex=escape.latex,
+    )
+    env.globals["frames"] = frames
+    return env
+
+
+def matrix_tex(m: Matrix, printer: SymcnnLatexPrinter) -> str:
+    rows = []
+    for i, row in enumerate(m.values):
+        cells = []
+        for j, value in enumerate(row):
+            tex = printer.doprint(value)
+            cells.append(rf"\boxed{{{tex}}}" if (i, j) in m.marks else tex)
+        rows.append(" & ".join(cells))
+    name = printer.doprint(m.name)
+    if m.columns:
+        name += rf"_{{[\,:\,,\,{m.columns[0]}..{m.columns[1]}]}}"
+    return name + r" = \begin{bmatrix} " + r" \\ ".join(rows) + r" \end{bmatrix}"
+
+
+def block_lines(block) -> float:
+    """A rough height of a block in slide lines, to pack Beamer frames."""
+    if block.kind == "matrix":
+        return 1.0 + 0.8 * block.values.shape[0]
+    if block.kind == "table":
+        return 1.5 + 0.9 * len(block.rows)
+    if block.kind in ("equation", "derivative"):
+        return 3.2
+    return 1.5
+
+
+def frames(blocks) -> list[list]:
+    """Blocks packed into frames of at most FRAME_BUDGET lines, never splitting a block."""
+    out, current, used = [], [], 0.0
+    for block in blocks:
+        lines = block_lines(block)
+        if current and used + lines > FRAME_BUDGET:
+            out.append(current)
+            current, used = [], 0.0
+        current.append(block)
+        used += lines
+    if current:
+        out.append(current)
+    return out
+
+
+def render_text(doc: Document, fmt: str) -> dict[str, str]:
+    """File name -> content for one text format."""
+    name = doc.name
+    if fmt == "markdown":
+        return {f"{name}.md": environment("markdown", doc).get_template("markdown/document.md.j2").render(doc=doc)}
+    env = environment("latex", doc)
+    if fmt == "latex":
+        return {f"{name}.tex": env.get_template("latex/document.tex.j2").render(doc=doc)}
+    if fmt == "beamer":
+        return {f"{name}-slides.tex": env.get_template("beamer/slides.tex.j2").render(doc=doc)}
+    if fmt == "snippets":
+        files = {}
+        template = env.get_template("snippets/snippet.tex.j2")
+        for section in doc.sections:
+            if section.blocks:
+                files[f"snippets/{section.key}.tex"] = template.render(doc=doc, section=section)
+        files["snippets/index.tex"] = env.get_template("snippets/index.tex.j2").render(
+            doc=doc, files=[k.split("/", 1)[1] for k in files], sections=[s for s in doc.sections if s.blocks]
+        )
+        return files
+    raise RenderError(f"unknown format {fmt}")
+
+
+def compile_pdf(tex_files: list[Path], workdir: Path) -> list[Path]:
+    """latexmk -pdf with shell escape off and reads/writes confined to the folder."""
+    if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
+        raise RenderError("pdf: latexmk and pdflatex are needed (Debian: texlive-latex-extra latexmk)")
+    env = {**os.environ, "openin_any": "p", "openout_any": "p", "shell_escape": "f",
+           "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"), "FORCE_SOURCE_DATE": "1"}
+    pdfs = []
+    for tex in tex_files:
+        result = subprocess.run(
+            ["latexmk", "-pdf", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "-quiet", tex.name],
+            cwd=workdir, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        )
+        log = workdir / tex.with_suffix(".log").name
+        if result.returncode != 0:
+            raise RenderError(f"{tex.name}: {first_latex_error(log)}")
+        pdfs.append(workdir / tex.with_suffix(".pdf").name)
+    return pdfs
+
+
+def first_latex_error(log: Path) -> str:
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "LaTeX failed and wrote no log"
+    for i, line in enumerate(lines):
+        if line.startswith("!"):
+            where = next((l.split(" ", 1)[0] for l in lines[i + 1:i + 12] if l.startswith("l.")), "")
+            return f"LaTeX error {line[1:].strip()}" + (f" at line {where[2:]}" if where else "")
+    return "LaTeX failed (see the .log)"
+
+
+def render_to_dir(
+    sc: Scenario, fmt: str, out: str | Path, detail: str | None = None, precision: int | None = None,
+    iterations: str = "all",
+) -> list[Path]:
+    """Check, build the document and write ``fmt`` into ``out``; returns the files written."""
+    from .verify import check
+    from .worked import build_document
+
+    if fmt not in FORMATS:
+        raise RenderError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
+    report = check(sc)
+    if report.mismatches or report.missing:
+        raise VerificationError(f"{sc.name}: SymPy and NumPy disagree; run `symcnn check` for the table")
+    settings = Settings(
+        detail=detail or sc.display.get("detail", "summary"),
+        precision=precision if precision is not None else sc.display.get("precision", 3),
+        fractions=sc.display.get("fractions", False),
+        iterations=iterations,
+    )
+    doc = build_document(report, settings)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:
+        work = Path(tmp)
+        if fmt == "pdf":
+            files = {**render_text(doc, "latex"), **render_text(doc, "beamer")}
+        else:
+            files = render_text(doc, fmt)
+        for name, text in files.items():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            (work / name).write_text(text, encoding="utf-8")
+        if fmt == "pdf":
+            produced = compile_pdf([work / n for n in files], work)
+            keep = [p.name for p in produced]
+        else:
+            keep = list(files)
+        written = []
+        for name in keep:
+            target = out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(work / name, target)
+            written.append(target)
+    return written

@@ -1,0 +1,277 @@
+"""Build the worked solution (a Document) from a checked derivation, section by section."""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+
+from .derivation import Deriver, StepDerivation, UpdateDerivation
+from .document import (
+    Cell, Derivative, Document, Equation, Formula, Section, Settings, Table, Text,
+    cells_to_show, conv_sum, equation, matrices, relu_display,
+)
+from .verify import Report
+
+ACTIVATION_NAMES = {
+    "relu": "ReLU", "leaky_relu": "leaky ReLU", "sigmoid": "sigmoid", "tanh": "tanh", "none": "no activation",
+}
+UPDATE_NAMES = {
+    "per_sample": "after every sample", "batch_mean": "once per pass, with the mean gradient",
+    "batch_sum": "once per pass, with the summed gradient",
+}
+
+
+class Builder:
+    def __init__(self, report: Report, settings: Settings) -> None:
+        self.report = report
+        self.d = report.derivation
+        self.sc = report.scenario
+        self.settings = settings
+        self.N = self.d.notation
+        self.deriver = Deriver(self.sc, self.N)
+
+    # ------------------------------------------------------------------ helpers
+    def named(self, kind: str, owner=None):
+        return sympy.IndexedBase(self.N(kind, owner)).label if owner is not None else self.N(kind)
+
+    def grid(self, blocks: list, name, array: np.ndarray, marks=frozenset()) -> None:
+        if array.ndim == 3:  # C x H x W: one matrix per channel
+            for c in range(array.shape[0]):
+                blocks += matrices(sympy.Symbol(f"{name}_{{{c + 1}}}") if isinstance(name, str) else name, array[c], marks)
+            return
+        blocks += matrices(name, array, marks)
+
+    def equations(self, blocks: list, array: np.ndarray, display=None) -> None:
+        for q in cells_to_show(array, self.settings.detail):
+            if display is None:
+                blocks.append(equation(q))
+            else:
+                general, env = display(q)
+                blocks.append(equation(q, general, env))
+
+    # ------------------------------------------------------------------ sections
+    def setup(self) -> Section:
+        sc, blocks = self.sc, []
+        blocks.append(Text(f"Classes: {', '.join(sc.classes)}."))
+        for x in sc.inputs:
+            blocks.append(Text(f"Image {x.name} (label {x.label}):"))
+            values = np.vectorize(self.d_exact, otypes=[object])(x.pixels)
+            for c in range(values.shape[0]):
+                blocks += matrices(self.N("input", None), values[c])
+        for k, flt in enumerate(sc.conv.filters):
+            blocks.append(Text(f"Filter {flt.name}, bias {self.plain_number(flt.bias)}:"))
+            values = np.vectorize(self.d_exact, otypes=[object])(flt.weights)
+            for c in range(values.shape[0]):
+                blocks += matrices(self.N("filter", flt.name), values[c])
+        blocks.append(Text("Dense layer weights (one row per class) and biases:"))
+        blocks += matrices(self.N("dense_weight", None), np.vectorize(self.d_exact, otypes=[object])(sc.dense.weights))
+        blocks += matrices(self.N("dense_bias", None), np.vectorize(self.d_exact, otypes=[object])(sc.dense.biases))
+        pool = sc.pool
+        pool_text = "no pooling" if pool.kind == "none" else (
+            f"global {pool.kind} pooling" if pool.is_global
+            else f"{pool.kind} pooling, window {pool.size[0]}x{pool.size[1]}, stride {pool.stride[0]}x{pool.stride[1]}"
+        )
+        training = sc.training
+        blocks.append(Text(
+            f"Convolution (cross-correlation) with stride {sc.conv.stride} and padding {sc.conv.padding}, "
+            f"{ACTIVATION_NAMES[sc.activation.kind]}, {pool_text}, {sc.n_features} features, softmax and "
+            f"cross-entropy loss. Learning rate {self.plain_number(training.learning_rate)}, "
+            f"{training.iterations} pass(es), parameters updated {UPDATE_NAMES[training.update]}; "
+            + ("filters learn too." if training.update_filters else "only the dense layer learns.")
+        ))
+        return Section("Setup", "setup", blocks, 1)
+
+    def d_exact(self, number: float):
+        from .algebra import exact
+
+        return exact(number)
+
+    def plain_number(self, number: float) -> str:
+        from .latex import format_number
+
+        return format_number(self.d_exact(number), self.settings.precision)[0]
+
+    def forward(self, step: StepDerivation, key: str) -> list[Section]:
+        g, sc, N = step.groups, self.sc, self.N
+        sections = []
+        blocks = []
+        for k, flt in enumerate(sc.conv.filters):
+            blocks.append(conv_sum(self.deriver, k))
+            self.equations(blocks, g["conv"][k])
+            blocks += matrices(N("conv", flt.name), g["conv"][k])
+        sections.append(Section("Convolution", f"{key}-conv", blocks))
+        blocks = []
+        kind = sc.activation.kind
+        if kind != "none":
+            z = sympy.Symbol("z")
+            blocks.append(Formula(sympy.Symbol("a"), relu_display(kind, z, self.d_exact(sc.activation.slope)) or g["activated"].flat[0].general.xreplace({g["conv"].flat[0].symbol: z})))
+
+            def display(q):
+                cell = list(g["activated"].flat).index(q)
+                zq = g["conv"].flat[cell]
+                shown = relu_display(kind, zq.symbol, self.d_exact(sc.activation.slope))
+                return (shown if shown is not None else q.general), {zq.symbol: zq.value}
+
+            for k, flt in enumerate(sc.conv.filters):
+                self.equations(blocks, g["activated"][k], display)
+                blocks += matrices(N("activated", flt.name), g["activated"][k])
+            sections.append(Section(ACTIVATION_NAMES[kind], f"{key}-activation", blocks))
+        if sc.pool.kind != "none":
+            blocks = []
+            winners = self.winner_cells(step)
+            for k, flt in enumerate(sc.conv.filters):
+                act_env = {q.symbol: q.value for q in g["activated"].flat}
+                for q in cells_to_show(g["pooled"][k], self.settings.detail):
+                    blocks.append(equation(q, q.general, act_env))
+                if winners:
+                    blocks.append(Text(f"Winning cells of {flt.name} (boxed):"))
+                    blocks += matrices(N("activated", flt.name), g["activated"][k], winners[k])
+                blocks += matrices(N("pooled", flt.name), g["pooled"][k])
+            sections.append(Section(f"{sc.pool.kind.capitalize()} pooling", f"{key}-pool", blocks))
+        blocks = [Text("Flatten: filter by filter, row by row.")]
+        blocks += matrices(N("feature", None), g["features"])
+        sections.append(Section("Flatten", f"{key}-flatten", blocks))
+        blocks = [equation(q) for q in g["logits"]]
+        sections.append(Section("Dense layer (logits)", f"{key}-logits", blocks))
+        blocks = [equation(q) for q in g["probs"]]
+        sections.append(Section("Softmax", f"{key}-softmax", blocks))
+        sections.append(Section("Cross-entropy loss", f"{key}-loss", [equation(g["loss"].item())]))
+        return sections
+
+    def winner_cells(self, step: StepDerivation) -> list[frozenset] | None:
+        if self.sc.pool.kind != "max":
+            return None
+        from .scenario import pool_window
+
+        (ph, pw), (sh, sw) = pool_window(self.sc.pool, step.groups["activated"].shape[1:])
+        out = []
+        for k in range(step.winners.shape[0]):
+            cells = set()
+            for i, j in np.ndindex(*step.winners.shape[1:]):
+                t = step.winners[k, i, j]
+                cells.add((i * sh + t // pw, j * sw + t % pw))
+            out.append(frozenset(cells))
+        return out
+
+    def backward(self, step: StepDerivation, key: str) -> list[Section]:
+        g, sc, N = step.groups, self.sc, self.N
+        y = sc.classes.index(step.label)
+        soft = self.d.softmax[y]
+        blocks = [Text("SymPy differentiates the loss written in the logits and simplifies:"),
+                  Formula(N("loss"), soft.loss)]
+        for c, name in enumerate(sc.classes):
+            blocks.append(Derivative(g["grad_logits"][c].symbol, soft.derivatives[c], soft.simplified[c], soft.closed_form[c]))
+        blocks.append(Text("that is p - y for every class. With this sample's numbers:"))
+        blocks += [equation(q) for q in g["grad_logits"]]
+        sections = [Section("Backward: loss to logits", f"{key}-grad-logits", blocks)]
+        blocks = []
+        self.equations(blocks, g["grad_dense_weights"])
+        blocks += matrices(sympy.Symbol(r"\nabla W"), g["grad_dense_weights"])
+        blocks += [equation(q) for q in g["grad_dense_biases"]]
+        sections.append(Section("Backward: dense weights and biases", f"{key}-grad-dense", blocks))
+        if sc.training.update_filters:
+            blocks = []
+            for group in ("grad_features", "grad_pooled", "grad_activated", "grad_conv"):
+                self.equations(blocks, g[group])
+            for k, flt in enumerate(sc.conv.filters):
+                self.equations(blocks, g["grad_filters"][k])
+                for c in range(g["grad_filters"].shape[1]):
+                    blocks += matrices(sympy.Symbol(rf"\nabla w_{{{k + 1}}}"), g["grad_filters"][k, c])
+                blocks.append(equation(g["grad_filter_biases"][k]))
+            sections.append(Section("Backward: filters", f"{key}-grad-filters", blocks))
+        return sections
+
+    def update(self, update: UpdateDerivation, key: str) -> Section:
+        g, blocks = update.groups, []
+        self.equations(blocks, g["dense_weights"])
+        blocks += matrices(sympy.Symbol("W'"), g["dense_weights"])
+        blocks += [equation(q) for q in g["dense_biases"]]
+        if self.sc.training.update_filters:
+            for k in range(g["filters"].shape[0]):
+                self.equations(blocks, g["filters"][k])
+                for c in range(g["filters"].shape[1]):
+                    blocks += matrices(sympy.Symbol(rf"w'_{{{k + 1}}}"), g["filters"][k, c])
+                blocks.append(equation(g["filter_biases"][k]))
+        after = f" after {update.after}" if update.after else f" after pass {update.iteration}"
+        return Section(f"Update{after}", f"{key}-update", blocks)
+
+    def summary(self) -> Section:
+        sc = self.sc
+        header = (Cell("pass"), Cell("sample"), Cell("label")) + tuple(
+            Cell(self.N("prob", c), True) for c in sc.classes) + (Cell(self.N("loss"), True),)
+        rows = []
+        for step in self.d.steps:
+            g = step.groups
+            rows.append((Cell(str(step.iteration)), Cell(step.sample), Cell(step.label))
+                        + tuple(Cell(q.value, True) for q in g["probs"]) + (Cell(g["loss"].item().value, True),))
+        for step in self.d.final:
+            g = step.groups
+            rows.append((Cell("final"), Cell(step.sample), Cell(step.label))
+                        + tuple(Cell(q.value, True) for q in g["probs"]) + (Cell(g["loss"].item().value, True),))
+        return Section("Training summary", "summary", [Table(header, tuple(rows))], 1)
+
+    def final(self) -> Section:
+        blocks = []
+        for step in self.d.final:
+            g = step.groups
+            probs = [q.value for q in g["probs"]]
+            best = self.sc.classes[int(np.argmax([float(p) for p in probs]))]
+            blocks.append(Text(f"{step.sample} (label {step.label}): predicted {best}."))
+            blocks += [equation(q) for q in g["logits"]] + [equation(q) for q in g["probs"]]
+            blocks.append(equation(g["loss"].item()))
+        return Section("Final pass with the trained parameters", "final", blocks, 1)
+
+    def audit(self) -> Section | None:
+        claims = self.report.claims
+        if not claims:
+            return None
+        header = (Cell("value"), Cell("stated"), Cell("ours"), Cell("check"), Cell("reason"))
+        rows = []
+        for c in claims:
+            reason = (f"within {c.tol:g} (differs by {c.diff:.2g})" if c.ok else f"differs by {c.diff:.3g}, more than {c.tol:g}")
+            rows.append((Cell(c.note or c.at), Cell(sympy.Float(c.printed), True), Cell(sympy.Float(c.ours), True),
+                         Cell("✓" if c.ok else "✗"), Cell(reason)))
+        return Section("Audit of the stated numbers", "audit", [Table(header, tuple(rows))], 1)
+
+    # ------------------------------------------------------------------ the whole
+    def build(self) -> Document:
+        sc, d = self.sc, self.d
+        sections = [self.setup()]
+        iterations = sorted({s.iteration for s in d.steps})
+        shown = {"all": iterations, "first": iterations[:1], "last": iterations[-1:]}[self.settings.iterations]
+        updates = {u.after if u.after else f"pass-{u.iteration}": u for u in d.updates if u.iteration in shown}
+        for number, step in enumerate(d.steps):
+            if step.iteration not in shown:
+                continue
+            key = f"it{step.iteration}-{number}"
+            title = f"Pass {step.iteration}, {step.sample} (label {step.label})"
+            sections.append(Section(title, key, [], 1))
+            sections += self.forward(step, key)
+            sections += self.backward(step, key)
+            update = next((u for u in d.updates if u.iteration == step.iteration and u.after == step.sample), None)
+            if update is not None:
+                sections.append(self.update(update, key))
+        for u in d.updates:
+            if u.after is None and u.iteration in shown:
+                sections.append(Section(f"Pass {u.iteration}: batch update", f"it{u.iteration}-batch", [], 1))
+                sections.append(self.update(u, f"it{u.iteration}-batch"))
+        del updates
+        sections += [self.summary(), self.final()]
+        audit = self.audit()
+        if audit is not None:
+            sections.append(audit)
+        report = self.report
+        verification = Text(
+            f"{report.compared} values were derived twice, exactly with SymPy and in floating point with NumPy; "
+            f"they agree to {report.max_diff:.1g} at most (tolerance: relative {report.rtol:g}, absolute {report.atol:g})."
+        )
+        sections.append(Section("Verification", "verification", [verification], 1))
+        held = sum(c.ok for c in report.claims)
+        return Document(
+            sc.name, sc.title, sc.description, sc.notes, tuple(sections), self.settings, self.N,
+            sc.training.update != "per_sample", report.compared, report.max_diff, held, len(report.claims),
+        )
+
+
+def build_document(report: Report, settings: Settings | None = None) -> Document:
+    return Builder(report, settings or Settings()).build()
