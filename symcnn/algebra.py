@@ -94,6 +94,22 @@ class Sub(sympy.Expr):
         return f"{printer._print(self.args[0])} - ({printer._print(self.args[1])})"
 
 
+class MaxOf(sympy.Expr):
+    """``max(a, b, ...)`` kept as written: SymPy's Max sorts its arguments and drops duplicates."""
+
+    def __new__(cls, *args, evaluate: bool = False):
+        return sympy.Expr.__new__(cls, *map(sympy.sympify, args))
+
+    def doit(self, **hints):
+        return sympy.Max(*(arg.doit(**hints) for arg in self.args))
+
+    def _eval_derivative(self, symbol):
+        return sympy.diff(sympy.Max(*self.args), symbol)
+
+    def _sympystr(self, printer):
+        return "max(" + ", ".join(printer._print(a) for a in self.args) + ")"
+
+
 def minus(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
     return Sub(a, b)
 

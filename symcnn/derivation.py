@@ -17,7 +17,7 @@ import numpy as np
 import sympy
 from sympy import Add, Mul, Piecewise, Pow, Rational, exp, log
 
-from .algebra import Quantity, chain, exact, minus, plus, quantity, times
+from .algebra import MaxOf, Quantity, chain, exact, minus, plus, quantity, times
 from .errors import VerificationError
 from .numeric import GRAD_KEYS
 from .scenario import Activation, Scenario, pool_window
@@ -210,7 +210,7 @@ class Deriver:
             for i, j in np.ndindex(Ho, Wo):
                 cells = [act[k, i * sh + u, j * sw + v].symbol for u, v in np.ndindex(ph, pw)]
                 if sc.pool.kind == "max":
-                    general = sympy.Max(*cells, evaluate=False) if len(cells) > 1 else cells[0]
+                    general = MaxOf(*cells) if len(cells) > 1 else cells[0]
                     values = [env[a] for a in cells]
                     record.winners[k, i, j] = max(range(len(values)), key=lambda t: (values[t], -t))
                 elif sc.pool.kind == "avg":

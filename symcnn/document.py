@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from .algebra import Quantity, plus, substitute, times
+from .algebra import MaxOf, Quantity, plus, substitute, times
 from .errors import VerificationError
 from .verify import Report
 
@@ -157,9 +157,9 @@ def cells_to_show(array: np.ndarray, detail: str) -> list:
 def relu_display(kind: str, z: sympy.Expr, slope) -> sympy.Expr | None:
     """max(0, z) reads better than the Piecewise SymPy differentiates; same value."""
     if kind == "relu":
-        return sympy.Max(0, z, evaluate=False)
+        return MaxOf(0, z)
     if kind == "leaky_relu":
-        return sympy.Max(z, times(slope, z), evaluate=False)
+        return MaxOf(z, times(slope, z))
     return None
 
 

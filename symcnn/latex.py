@@ -143,6 +143,9 @@ class SymcnnLatexPrinter(LatexPrinter):
                 tex += " + " + term_tex
         return tex
 
+    def _print_MaxOf(self, expr):
+        return r"\max\left(" + ", ".join(self._print(a) for a in expr.args) + r"\right)"
+
     def _print_Sub(self, expr):
         a, b = expr.args
         return f"{self._print(a)} - {self._factor(b)}"

@@ -201,3 +201,17 @@ def render_to_dir(
             os.replace(work / name, target)
             written.append(target)
     return written
+
+
+def render_examples(out: str | Path, pdf: bool = True) -> list[Path]:
+    """Every built-in scenario in every format, into ``out/<name>/``."""
+    from .sources import builtin_names, load
+
+    written = []
+    for name in builtin_names():
+        sc = load(name)
+        for fmt in FORMATS:
+            if fmt == "pdf" and not pdf:
+                continue
+            written += render_to_dir(sc, fmt, Path(out) / name)
+    return written

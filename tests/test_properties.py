@@ -37,10 +37,18 @@ PROPERTY_SETTINGS = settings(
 # ----------------------------------------------------------------------------- strategy
 
 # Exact dyadic values (multiples of 1/16) keep sums exact, so kinks and max-pool ties are hit
-# exactly and identically by every implementation; arbitrary floats cover everything else.
+# exactly and identically by every implementation; a coarse palette makes exact ties between
+# different patches (where the first-maximum rule matters) common; arbitrary floats cover the rest.
+coarse_values = st.sampled_from([-1.0, -0.5, 0.0, 0.5, 1.0])
 grid_values = st.integers(-32, 32).map(lambda n: n / 16)
 float_values = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False, width=64)
-values = st.one_of(grid_values, float_values)
+PALETTES = {
+    "coarse": coarse_values,
+    "grid": grid_values,
+    "float": float_values,
+    "mixed": st.one_of(grid_values, float_values),
+}
+values = PALETTES["mixed"]
 
 
 def _array(draw, shape: tuple[int, ...], elements=values) -> Any:
@@ -62,12 +70,19 @@ def _pool_output(size: int, window: int, stride: int) -> int:
 
 @st.composite
 def scenarios(draw, max_hw: int = 6, max_filters: int = 3, max_classes: int = 4,
-              max_inputs: int = 3, max_iterations: int = 3) -> dict:
+              max_inputs: int = 3, max_iterations: int = 3, focus: str | None = None) -> dict:
+    """A small valid scenario. focus="max_ties" draws max pooling of windows >= 2 cells over
+    coarse values (exact ties between different patches, so the first-maximum rule shows);
+    focus="avg_overlap" draws average pooling with overlapping windows. Both avoid ReLU,
+    whose zero derivative would hide the pooling gradient."""
+    palette = draw(st.sampled_from(sorted(PALETTES))) if focus is None else (
+        "coarse" if focus == "max_ties" else draw(st.sampled_from(["grid", "float"])))
+    values = PALETTES[palette]  # one palette per scenario
     channels = draw(st.integers(1, 3))
     height = draw(st.integers(3, max_hw))
     width = draw(st.integers(3, max_hw))
     padding = draw(st.integers(0, 1))
-    stride = draw(st.integers(1, 2))
+    stride = draw(st.integers(1, 2)) if focus is None else 1
     kh = draw(st.integers(1, min(3, height + 2 * padding)))
     kw = draw(st.integers(1, min(3, width + 2 * padding)))
     conv_h = (height + 2 * padding - kh) // stride + 1
@@ -82,7 +97,7 @@ def scenarios(draw, max_hw: int = 6, max_filters: int = 3, max_classes: int = 4,
     n_filters = draw(st.integers(1, max_filters))
     filters = []
     for k in range(n_filters):
-        spec: dict[str, Any] = {"name": "ABC"[k], "weights": _array(draw, filter_shape)}
+        spec: dict[str, Any] = {"name": "ABC"[k], "weights": _array(draw, filter_shape, values)}
         _optional(draw, spec, "bias", values)
         filters.append(spec)
     conv: dict[str, Any] = {"filters": filters}
@@ -92,28 +107,39 @@ def scenarios(draw, max_hw: int = 6, max_filters: int = 3, max_classes: int = 4,
         conv["padding"] = padding
 
     activation = draw(st.one_of(
-        st.sampled_from(["relu", "none", "sigmoid", "tanh", None]),
+        st.sampled_from(["relu", "none", "sigmoid", "tanh", None] if focus is None
+                        else ["none", "sigmoid", "tanh"]),
         st.builds(lambda slope: {"kind": "leaky_relu", "slope": slope},
                   st.floats(0.001, 0.5, allow_nan=False)),
     ))
 
-    pool_kind = draw(st.sampled_from(["none", None, "max", "avg"]))
+    if focus is None:
+        pool_kind = draw(st.sampled_from(["none", None, "max", "avg", "max", "avg"]))
+    else:
+        pool_kind = "max" if focus == "max_ties" else "avg"
+    smallest = 1 if focus is None else 2  # focused windows have at least 2 cells a side
     if pool_kind in ("max", "avg"):
-        size_style = draw(st.sampled_from(["int", "pair", "global"]))
+        size_style = draw(st.sampled_from(["int", "pair", "global"] if focus is None
+                                          else ["int", "pair"]))
         if size_style == "global":
             pool: Any = {"kind": pool_kind, "size": "global"}
             pooled_h = pooled_w = 1
         else:
             if size_style == "int":
-                ph = pw = draw(st.integers(1, min(conv_h, conv_w, 3)))
+                largest = min(conv_h, conv_w, 3)
+                ph = pw = draw(st.integers(min(smallest, largest), largest))
                 size: Any = ph
             else:
-                ph = draw(st.integers(1, min(conv_h, 3)))
-                pw = draw(st.integers(1, min(conv_w, 3)))
+                ph = draw(st.integers(min(smallest, conv_h, 3), min(conv_h, 3)))
+                pw = draw(st.integers(min(smallest, conv_w, 3), min(conv_w, 3)))
                 size = [ph, pw]
             pool = {"kind": pool_kind, "size": size}
-            stride_style = draw(st.sampled_from(["default", "int", "pair"]))
-            if stride_style == "int":
+            stride_style = draw(st.sampled_from(
+                ["overlap"] if focus == "avg_overlap" else ["default", "int", "pair", "overlap"]))
+            if stride_style == "overlap":  # windows share cells: their gradients must add up
+                sh, sw = max(1, ph - 1), max(1, pw - 1)
+                pool["stride"] = [sh, sw]
+            elif stride_style == "int":
                 sh = sw = draw(st.integers(1, 3))
                 pool["stride"] = sh
             elif stride_style == "pair":
@@ -132,7 +158,7 @@ def scenarios(draw, max_hw: int = 6, max_filters: int = 3, max_classes: int = 4,
     classes = [f"c{i}" for i in range(n_classes)]
     n_inputs = draw(st.integers(1, max_inputs))
     inputs = [{"name": f"x{i + 1}", "label": draw(st.sampled_from(classes)),
-               "pixels": _array(draw, input_shape)} for i in range(n_inputs)]
+               "pixels": _array(draw, input_shape, values)} for i in range(n_inputs)]
 
     training: dict[str, Any] = {"learning_rate": draw(st.floats(0.01, 1.0, allow_nan=False))}
     # None leaves the key out, so the defaults (1, per_sample, false) are exercised too.
@@ -149,8 +175,8 @@ def scenarios(draw, max_hw: int = 6, max_filters: int = 3, max_classes: int = 4,
         "classes": classes,
         "inputs": inputs,
         "conv": conv,
-        "dense": {"weights": _array(draw, (n_classes, n_features)),
-                  "biases": _array(draw, (n_classes,))},
+        "dense": {"weights": _array(draw, (n_classes, n_features), values),
+                  "biases": _array(draw, (n_classes,), values)},
         "training": training,
     }
     if activation is not None:
@@ -294,6 +320,16 @@ def _without_magnitudes(expected: dict) -> dict:
 @PROPERTY_SETTINGS
 @given(scenarios())
 def test_engine_matches_reference(scenario: dict) -> None:
+    _check_against_reference(scenario)
+
+
+@settings(PROPERTY_SETTINGS, max_examples=60)
+@given(st.one_of(scenarios(focus="max_ties"), scenarios(focus="avg_overlap")))
+def test_engine_matches_reference_on_pooling_ties_and_overlaps(scenario: dict) -> None:
+    _check_against_reference(scenario)
+
+
+def _check_against_reference(scenario: dict) -> None:
     expected = reference_run(scenario, conv_magnitudes=True)
     assume(not rounding_ambiguous(scenario, expected))
     actual = engine_values(scenario)
