@@ -58,6 +58,7 @@ def environment(family: str, doc: Document) -> jinja2.Environment:
         rel=lambda value: "=" if format_number(value, doc.settings.precision, doc.settings.fractions)[1] else r"\approx",
         matrix=lambda m: matrix_tex(m, printer),
         esc=escape.latex if family == "latex" else escape.markdown,
+        columns=table_columns,
         tex=escape.latex,
     )
     env.globals["frames"] = frames
@@ -78,6 +79,13 @@ def matrix_tex(m: Matrix, printer: SymcnnLatexPrinter) -> str:
     return name + r" = \begin{bmatrix} " + r" \\ ".join(rows) + r" \end{bmatrix}"
 
 
+def table_columns(table) -> str:
+    """tabulary column types: numbers (maths) stay on one line (l), text columns may wrap (L)."""
+    return "".join(
+        "l" if all(row[i].math for row in table.rows) else "L" for i in range(len(table.header))
+    )
+
+
 def block_lines(block) -> float:
     """A rough height of a block in slide lines, to pack Beamer frames."""
     if block.kind == "matrix":
@@ -90,13 +98,17 @@ def block_lines(block) -> float:
 
 
 def frames(blocks) -> list[list]:
-    """Blocks packed into frames of at most FRAME_BUDGET lines, never splitting a block."""
+    """Blocks packed into frames of at most FRAME_BUDGET lines, never splitting a block; a text that
+    ends a full frame (a caption such as "Image x2 (label bar):") moves on with the block it introduces."""
     out, current, used = [], [], 0.0
     for block in blocks:
         lines = block_lines(block)
         if current and used + lines > FRAME_BUDGET:
+            carry = []
+            while len(current) > 1 and current[-1].kind == "text":
+                carry.insert(0, current.pop())
             out.append(current)
-            current, used = [], 0.0
+            current, used = carry, sum(block_lines(b) for b in carry)
         current.append(block)
         used += lines
     if current:
@@ -158,16 +170,13 @@ def first_latex_error(log: Path) -> str:
     return "LaTeX failed (see the .log)"
 
 
-def render_to_dir(
-    sc: Scenario, fmt: str, out: str | Path, detail: str | None = None, precision: int | None = None,
-    iterations: str = "all",
-) -> list[Path]:
-    """Check, build the document and write ``fmt`` into ``out``; returns the files written."""
+def document_for(
+    sc: Scenario, detail: str | None = None, precision: int | None = None, iterations: str = "all"
+) -> Document:
+    """Check the scenario (SymPy against NumPy) and build its worked solution."""
     from .verify import check
     from .worked import build_document
 
-    if fmt not in FORMATS:
-        raise RenderError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
     report = check(sc)
     if report.mismatches or report.missing:
         raise VerificationError(f"{sc.name}: SymPy and NumPy disagree; run `symcnn check` for the table")
@@ -177,30 +186,45 @@ def render_to_dir(
         fractions=sc.display.get("fractions", False),
         iterations=iterations,
     )
-    doc = build_document(report, settings)
+    return build_document(report, settings)
+
+
+def write_formats(doc: Document, formats, out: str | Path) -> list[Path]:
+    """Render ``formats`` into a temporary folder inside ``out``, then move the finished files in."""
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise RenderError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:
         work = Path(tmp)
-        if fmt == "pdf":
-            files = {**render_text(doc, "latex"), **render_text(doc, "beamer")}
-        else:
-            files = render_text(doc, fmt)
-        for name, text in files.items():
-            (work / name).parent.mkdir(parents=True, exist_ok=True)
-            (work / name).write_text(text, encoding="utf-8")
-        if fmt == "pdf":
-            produced = compile_pdf([work / n for n in files], work)
-            keep = [p.name for p in produced]
-        else:
-            keep = list(files)
+        keep = []
+        for fmt in formats:
+            files = {**render_text(doc, "latex"), **render_text(doc, "beamer")} if fmt == "pdf" else render_text(doc, fmt)
+            for name, text in files.items():
+                (work / name).parent.mkdir(parents=True, exist_ok=True)
+                (work / name).write_text(text, encoding="utf-8")
+            if fmt == "pdf":
+                keep += [p.name for p in compile_pdf([work / n for n in files], work)]
+            else:
+                keep += list(files)
         written = []
-        for name in keep:
+        for name in dict.fromkeys(keep):
             target = out / name
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(work / name, target)
             written.append(target)
     return written
+
+
+def render_to_dir(
+    sc: Scenario, fmt: str, out: str | Path, detail: str | None = None, precision: int | None = None,
+    iterations: str = "all",
+) -> list[Path]:
+    """Check, build the document and write ``fmt`` into ``out``; returns the files written."""
+    if fmt not in FORMATS:
+        raise RenderError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
+    return write_formats(document_for(sc, detail, precision, iterations), [fmt], out)
 
 
 def render_examples(out: str | Path, pdf: bool = True) -> list[Path]:
@@ -209,9 +233,6 @@ def render_examples(out: str | Path, pdf: bool = True) -> list[Path]:
 
     written = []
     for name in builtin_names():
-        sc = load(name)
-        for fmt in FORMATS:
-            if fmt == "pdf" and not pdf:
-                continue
-            written += render_to_dir(sc, fmt, Path(out) / name)
+        formats = [f for f in FORMATS if pdf or f != "pdf"]
+        written += write_formats(document_for(load(name)), formats, Path(out) / name)
     return written

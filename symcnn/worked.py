@@ -10,6 +10,7 @@ from .document import (
     Cell, Derivative, Document, Equation, Formula, Section, Settings, Table, Text,
     cells_to_show, conv_sum, equation, matrices, relu_display,
 )
+from .escape import slug
 from .verify import Report
 
 ACTIVATION_NAMES = {
@@ -29,18 +30,10 @@ class Builder:
         self.settings = settings
         self.N = self.d.notation
         self.deriver = Deriver(self.sc, self.N)
+        self.filter_keys = unique_slugs(f.name for f in self.sc.conv.filters)
+        self.sample_keys = dict(zip((x.name for x in self.sc.inputs), unique_slugs(x.name for x in self.sc.inputs)))
 
     # ------------------------------------------------------------------ helpers
-    def named(self, kind: str, owner=None):
-        return sympy.IndexedBase(self.N(kind, owner)).label if owner is not None else self.N(kind)
-
-    def grid(self, blocks: list, name, array: np.ndarray, marks=frozenset()) -> None:
-        if array.ndim == 3:  # C x H x W: one matrix per channel
-            for c in range(array.shape[0]):
-                blocks += matrices(sympy.Symbol(f"{name}_{{{c + 1}}}") if isinstance(name, str) else name, array[c], marks)
-            return
-        blocks += matrices(name, array, marks)
-
     def equations(self, blocks: list, array: np.ndarray, display=None) -> None:
         for q in cells_to_show(array, self.settings.detail):
             if display is None:
@@ -94,12 +87,11 @@ class Builder:
     def forward(self, step: StepDerivation, key: str) -> list[Section]:
         g, sc, N = step.groups, self.sc, self.N
         sections = []
-        blocks = []
         for k, flt in enumerate(sc.conv.filters):
-            blocks.append(conv_sum(self.deriver, k))
+            blocks = [conv_sum(self.deriver, k)]
             self.equations(blocks, g["conv"][k])
             blocks += matrices(N("conv", flt.name), g["conv"][k])
-        sections.append(Section("Convolution", f"{key}-conv", blocks))
+            sections.append(Section(f"Convolution with filter {flt.name}", f"{key}-conv-{self.filter_keys[k]}", blocks))
         blocks = []
         kind = sc.activation.kind
         if kind != "none":
@@ -239,11 +231,11 @@ class Builder:
         sections = [self.setup()]
         iterations = sorted({s.iteration for s in d.steps})
         shown = {"all": iterations, "first": iterations[:1], "last": iterations[-1:]}[self.settings.iterations]
-        updates = {u.after if u.after else f"pass-{u.iteration}": u for u in d.updates if u.iteration in shown}
-        for number, step in enumerate(d.steps):
+        passes = len(iterations) > 1
+        for step in d.steps:
             if step.iteration not in shown:
                 continue
-            key = f"it{step.iteration}-{number}"
+            key = (f"it{step.iteration}-" if passes else "") + self.sample_keys[step.sample]
             title = f"Pass {step.iteration}, {step.sample} (label {step.label})"
             sections.append(Section(title, key, [], 1))
             sections += self.forward(step, key)
@@ -255,7 +247,6 @@ class Builder:
             if u.after is None and u.iteration in shown:
                 sections.append(Section(f"Pass {u.iteration}: batch update", f"it{u.iteration}-batch", [], 1))
                 sections.append(self.update(u, f"it{u.iteration}-batch"))
-        del updates
         sections += [self.summary(), self.final()]
         audit = self.audit()
         if audit is not None:
@@ -271,6 +262,19 @@ class Builder:
             sc.name, sc.title, sc.description, sc.notes, tuple(sections), self.settings, self.N,
             sc.training.update != "per_sample", report.compared, report.max_diff, held, len(report.claims),
         )
+
+
+def unique_slugs(names) -> list[str]:
+    """File-name-safe keys, made unique: ['Cat', 'cat!'] -> ['cat', 'cat-2']."""
+    out: list[str] = []
+    for name in names:
+        base = key = slug(name)
+        n = 1
+        while key in out:
+            n += 1
+            key = f"{base}-{n}"
+        out.append(key)
+    return out
 
 
 def build_document(report: Report, settings: Settings | None = None) -> Document:

@@ -39,7 +39,7 @@ PROPERTY_SETTINGS = settings(
 # Exact dyadic values (multiples of 1/16) keep sums exact, so kinks and max-pool ties are hit
 # exactly and identically by every implementation; a coarse palette makes exact ties between
 # different patches (where the first-maximum rule matters) common; arbitrary floats cover the rest.
-coarse_values = st.sampled_from([-1.0, -0.5, 0.0, 0.5, 1.0])
+coarse_values = st.sampled_from([-1, -0.5, 0, 0.5, 1])  # ints too, as YAML gives them
 grid_values = st.integers(-32, 32).map(lambda n: n / 16)
 float_values = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False, width=64)
 PALETTES = {
@@ -52,10 +52,10 @@ values = PALETTES["mixed"]
 
 
 def _array(draw, shape: tuple[int, ...], elements=values) -> Any:
-    """A nested list of the given shape, drawn element by element."""
+    """A nested list of the given shape, drawn element by element (Python ints stay ints)."""
     size = int(np.prod(shape))
     flat = draw(st.lists(elements, min_size=size, max_size=size))
-    return np.array(flat, dtype=np.float64).reshape(shape).tolist()
+    return np.array(flat, dtype=object).reshape(shape).tolist()
 
 
 def _optional(draw, mapping: dict, key: str, strategy) -> None:
@@ -625,3 +625,18 @@ def test_builtin_scenarios_reproduce_the_article() -> None:
     assert [f["sample"] for f in zebra["final"]] == ["zebra", "cat"]
     assert [round(100 * p) for p in zebra["final"][0]["probs"]] == [78, 22]
     assert [round(100 * p) for p in zebra["final"][1]["probs"]] == [55, 45]
+
+
+def test_softmax_and_loss_are_stable_for_huge_logits() -> None:
+    # Logits +-800: exp(800) overflows a double, so only a shifted softmax / log-sum-exp works.
+    scenario = _base(
+        inputs=[{"name": "x1", "label": "no", "pixels": [[1, 2], [3, 4]]},
+                {"name": "x2", "label": "yes", "pixels": [[1, 2], [3, 4]]}],
+        dense={"weights": [[0, 0, 0, 0], [0, 0, 0, 0]], "biases": [800.0, -800.0]},
+        training={"learning_rate": 0.1, "update": "batch_sum"},
+    )
+    steps = engine_values(scenario)["steps"]
+    assert steps[0]["probs"] == [1.0, 0.0]
+    assert steps[0]["loss"] == 1600.0                  # -log p_no = 800 - (-800)
+    assert steps[0]["grad_logits"] == [1.0, -1.0]
+    assert steps[1]["loss"] == 0.0
