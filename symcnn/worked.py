@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
+from .algebra import minus
 from .derivation import Deriver, StepDerivation, UpdateDerivation
 from .document import (
     Cell, Derivative, Document, Equation, Formula, Section, Settings, Table, Text,
@@ -152,7 +153,8 @@ class Builder:
         blocks = [Text("SymPy differentiates the loss written in the logits and simplifies:"),
                   Formula(N("loss"), soft.loss)]
         for c, name in enumerate(sc.classes):
-            blocks.append(Derivative(g["grad_logits"][c].symbol, soft.derivatives[c], soft.simplified[c], soft.closed_form[c]))
+            closed = minus(N("prob", name), N("label", name))
+            blocks.append(Derivative(g["grad_logits"][c].symbol, soft.derivatives[c], soft.simplified[c], closed))
         blocks.append(Text("that is p - y for every class. With this sample's numbers:"))
         blocks += [equation(q) for q in g["grad_logits"]]
         sections = [Section("Backward: loss to logits", f"{key}-grad-logits", blocks)]
