@@ -31,7 +31,7 @@ def format_number(value, precision: int = 3, fractions: bool = False) -> tuple[s
             sign = "-" if v.p < 0 else ""
             return rf"{sign}\frac{{{abs(int(v.p))}}}{{{int(v.q)}}}", True
         if decimals is not None and decimals <= max(precision, MAX_EXACT_DECIMALS):
-            return _plain(Decimal(int(v.p)) / Decimal(int(v.q))), True
+            return _plain(Decimal(int(v.p)) / Decimal(int(v.q)), strip=True), True
     number = Decimal(str(sympy.Float(v, 30)))
     if number == 0:
         return "0", True
@@ -42,11 +42,12 @@ def format_number(value, precision: int = 3, fractions: bool = False) -> tuple[s
     return _plain(rounded) if rounded != 0 else "0", False
 
 
-def _plain(number: Decimal) -> str:
+def _plain(number: Decimal, strip: bool = False) -> str:
+    """Fixed-point text; exact values lose trailing zeros, rounded ones keep them (0.080)."""
     text = f"{number:f}"
-    if "." in text and text.endswith("0") and number == number.normalize():
+    if strip and "." in text:
         text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "0.0", "-0.0") else text
+    return "0" if text.lstrip("-").strip("0.") == "" else text
 
 
 class SymcnnLatexPrinter(LatexPrinter):
@@ -115,17 +116,15 @@ class SymcnnLatexPrinter(LatexPrinter):
         return tex
 
     def _print_Mul(self, expr):
+        """Substituted products (numbers as factors) as ``a \\cdot b``; symbolic ones as SymPy does."""
         args = list(expr.args)
-        inverse = [a for a in args if isinstance(a, sympy.Pow) and a.exp == -1]
-        if inverse and len(args) == 2:  # a / b, as written
-            numerator = args[0] if args[1] is inverse[0] else args[1]
-            return rf"\frac{{{self._print(numerator)}}}{{{self._print(inverse[0].base)}}}"
+        numbers = [i for i, a in enumerate(args) if a.is_Number]
+        if len(args) == 2 and isinstance(args[1], sympy.Pow) and args[1].exp == -1:  # a / b as written
+            return rf"\frac{{{self._print(args[0])}}}{{{self._print(args[1].base)}}}"
         if args[0] == -1 and len(args) == 2 and not args[1].is_Number:
             return "-" + self._factor(args[1])
-        if any(a.is_Number for a in args):
+        if len(numbers) >= 2 or (numbers and numbers != [0]):
             return r" \cdot ".join(self._factor(a) for a in args)
-        if all(not a.is_Number for a in args) and expr.is_commutative:
-            return r" \, ".join(self._factor(a) for a in args)
         return super()._print_Mul(expr)
 
     def _print_Add(self, expr, order=None):
