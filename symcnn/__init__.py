@@ -17,8 +17,17 @@ from .scenario import Scenario
 from .sources import builtin_names, load
 
 __all__ = [
-    "RenderError", "Scenario", "ScenarioError", "SymcnnError", "Trace", "VerificationError",
-    "builtin_names", "check", "derive", "load", "run",
+    "RenderError",
+    "Scenario",
+    "ScenarioError",
+    "SymcnnError",
+    "Trace",
+    "VerificationError",
+    "builtin_names",
+    "check",
+    "derive",
+    "load",
+    "run",
 ]
 __version__ = "0.1.0"
 

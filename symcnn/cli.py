@@ -48,8 +48,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .sources import load
 
     written = render_to_dir(
-        load(args.scenario), args.format, args.out, 
-        detail=args.detail, precision=args.precision, iterations=args.iterations,
+        load(args.scenario),
+        args.format,
+        args.out,
+        detail=args.detail,
+        precision=args.precision,
+        iterations=args.iterations,
     )
     for path in written:
         print(path)
@@ -89,19 +93,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="write the worked solution", description=cmd_render.__doc__)
     p.add_argument("scenario", help=SCENARIO_HELP)
-    p.add_argument("--format", "-f", required=True, choices=("markdown", "latex", "beamer", "snippets", "pdf"), help="output format")
+    p.add_argument(
+        "--format",
+        "-f",
+        required=True,
+        choices=("markdown", "latex", "beamer", "snippets", "pdf"),
+        help="output format",
+    )
     p.add_argument("--out", "-o", required=True, help="output folder (created if missing)")
     p.add_argument("--detail", choices=("full", "summary"), default=None, help="expand every cell, or one per matrix")
     p.add_argument("--precision", type=int, default=None, help="decimals shown for rounded numbers")
     p.add_argument("--iterations", choices=("all", "first", "last"), default="all", help="which iterations to show")
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("examples", help="render the built-in scenarios in every format", description=cmd_examples.__doc__)
+    p = sub.add_parser(
+        "examples", help="render the built-in scenarios in every format", description=cmd_examples.__doc__
+    )
     p.add_argument("--out", "-o", default="output", help="output folder (default: output)")
     p.add_argument("--no-pdf", action="store_true", help="skip compiling PDFs (no TeX needed)")
     p.set_defaults(func=cmd_examples)
     return parser
-
 
 
 def main(argv: list[str] | None = None) -> int:

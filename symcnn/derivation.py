@@ -11,7 +11,7 @@ label), and each chain-rule factor (dz/dw, do/dW, dm/da, da/dz, ...) is a ``diff
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import sympy
@@ -91,7 +91,7 @@ def activation_expr(activation: Activation, z: sympy.Symbol) -> sympy.Expr:
     return z
 
 
-@lru_cache(maxsize=None)
+@cache
 def softmax_derivation(classes: tuple[str, ...], label: int) -> SoftmaxDerivation:
     """Differentiate L = -log(exp(o_y) / sum_j exp(o_j)) with SymPy and confirm dL/do_c = p_c - y_c."""
     notation = Notation()
@@ -172,10 +172,14 @@ class Deriver:
                     if 0 <= i * s + u - p < self.height and 0 <= j * s + v - p < self.width
                 ]
                 z = N("conv", flt.name, i + 1, j + 1)
-                conv[k, i, j] = quantity(f"{record.path}.conv[{k}][{i}][{j}]", z, plus(*terms, N("filter_bias", flt.name)), env)
+                conv[k, i, j] = quantity(
+                    f"{record.path}.conv[{k}][{i}][{j}]", z, plus(*terms, N("filter_bias", flt.name)), env
+                )
                 act[k, i, j] = quantity(
-                    f"{record.path}.activated[{k}][{i}][{j}]", N("activated", flt.name, i + 1, j + 1),
-                    activation_expr(sc.activation, z), env,
+                    f"{record.path}.activated[{k}][{i}][{j}]",
+                    N("activated", flt.name, i + 1, j + 1),
+                    activation_expr(sc.activation, z),
+                    env,
                 )
         g["conv"], g["activated"] = conv, act
         self._pool(record, env)
@@ -187,7 +191,9 @@ class Deriver:
         logits = np.empty(len(sc.classes), object)
         for c, name in enumerate(sc.classes):
             terms = [times(N("dense_weight", name, n + 1), f.symbol) for n, f in enumerate(features)]
-            logits[c] = quantity(f"{record.path}.logits[{c}]", N("logit", name), plus(*terms, N("dense_bias", name)), env)
+            logits[c] = quantity(
+                f"{record.path}.logits[{c}]", N("logit", name), plus(*terms, N("dense_bias", name)), env
+            )
         g["logits"] = logits
         exps = [exp(o.symbol, evaluate=False) for o in logits]
         denominator = plus(*exps)
@@ -217,7 +223,9 @@ class Deriver:
                     general = times(Rational(1, len(cells)), plus(*cells)) if len(cells) > 1 else cells[0]
                 else:
                     general = cells[0]
-                pooled[k, i, j] = quantity(f"{record.path}.pooled[{k}][{i}][{j}]", N("pooled", flt.name, i + 1, j + 1), general, env)
+                pooled[k, i, j] = quantity(
+                    f"{record.path}.pooled[{k}][{i}][{j}]", N("pooled", flt.name, i + 1, j + 1), general, env
+                )
         record.groups["pooled"] = pooled
 
     # backward ----------------------------------------------------------------------------
@@ -238,13 +246,17 @@ class Deriver:
             for n in range(F):
                 weight = N("dense_weight", name, n + 1)
                 gW[c, n] = quantity(
-                    f"{P}.grad_dense_weights[{c}][{n}]", N.grad("dense_weight", name, n + 1, sample=tag),
-                    chain([(grad_logits[c].symbol, logits[c].general, weight)]), env,
+                    f"{P}.grad_dense_weights[{c}][{n}]",
+                    N.grad("dense_weight", name, n + 1, sample=tag),
+                    chain([(grad_logits[c].symbol, logits[c].general, weight)]),
+                    env,
                 )
             bias = N("dense_bias", name)
             gB[c] = quantity(
-                f"{P}.grad_dense_biases[{c}]", N.grad("dense_bias", name, sample=tag),
-                chain([(grad_logits[c].symbol, logits[c].general, bias)]), env,
+                f"{P}.grad_dense_biases[{c}]",
+                N.grad("dense_bias", name, sample=tag),
+                chain([(grad_logits[c].symbol, logits[c].general, bias)]),
+                env,
             )
         g["grad_dense_weights"], g["grad_dense_biases"] = gW, gB
         gf = np.empty(F, object)
@@ -260,8 +272,10 @@ class Deriver:
         gm = np.empty_like(pooled)
         for n, (k, i, j) in enumerate(np.ndindex(*pooled.shape)):
             gm[k, i, j] = quantity(
-                f"{P}.grad_pooled[{k}][{i}][{j}]", N.grad("pooled", sc.conv.filters[k].name, i + 1, j + 1, sample=tag),
-                chain([(g["grad_features"][n].symbol, g["features"][n].general, pooled[k, i, j].symbol)]), env,
+                f"{P}.grad_pooled[{k}][{i}][{j}]",
+                N.grad("pooled", sc.conv.filters[k].name, i + 1, j + 1, sample=tag),
+                chain([(g["grad_features"][n].symbol, g["features"][n].general, pooled[k, i, j].symbol)]),
+                env,
             )
         g["grad_pooled"] = gm
         # which pooled cells read each activated cell, with the expression to differentiate
@@ -279,10 +293,17 @@ class Deriver:
         gz = np.empty_like(act)
         for (k, i, j), pairs in readers.items():
             name = sc.conv.filters[k].name
-            ga[k, i, j] = quantity(f"{P}.grad_activated[{k}][{i}][{j}]", N.grad("activated", name, i + 1, j + 1, sample=tag), chain(pairs), env)
+            ga[k, i, j] = quantity(
+                f"{P}.grad_activated[{k}][{i}][{j}]",
+                N.grad("activated", name, i + 1, j + 1, sample=tag),
+                chain(pairs),
+                env,
+            )
             gz[k, i, j] = quantity(
-                f"{P}.grad_conv[{k}][{i}][{j}]", N.grad("conv", name, i + 1, j + 1, sample=tag),
-                chain([(ga[k, i, j].symbol, act[k, i, j].general, conv[k, i, j].symbol)]), env,
+                f"{P}.grad_conv[{k}][{i}][{j}]",
+                N.grad("conv", name, i + 1, j + 1, sample=tag),
+                chain([(ga[k, i, j].symbol, act[k, i, j].general, conv[k, i, j].symbol)]),
+                env,
             )
         g["grad_activated"], g["grad_conv"] = ga, gz
         K = len(sc.conv.filters)
@@ -297,7 +318,9 @@ class Deriver:
                 symbol = N.grad("filter", flt.name, *self._chan(c), u + 1, v + 1, sample=tag)
                 gw[k, c, u, v] = quantity(f"{P}.grad_filters[{k}]{index}", symbol, chain(pairs), env)
             pairs = [(gz[k, i, j].symbol, conv[k, i, j].general, N("filter_bias", flt.name)) for i, j in cells]
-            gb[k] = quantity(f"{P}.grad_filter_biases[{k}]", N.grad("filter_bias", flt.name, sample=tag), chain(pairs), env)
+            gb[k] = quantity(
+                f"{P}.grad_filter_biases[{k}]", N.grad("filter_bias", flt.name, sample=tag), chain(pairs), env
+            )
         g["grad_filters"], g["grad_filter_biases"] = gw, gb
 
     # update ------------------------------------------------------------------------------
@@ -329,11 +352,16 @@ class Deriver:
             for n in range(F):
                 W = N("dense_weight", name, n + 1)
                 g["dense_weights"][c, n] = step_to(
-                    f"{P}.dense_weights[{c}][{n}]", W, N("dense_weight", name, n + 1, new=True),
-                    "grad_dense_weights", (c, n),
+                    f"{P}.dense_weights[{c}][{n}]",
+                    W,
+                    N("dense_weight", name, n + 1, new=True),
+                    "grad_dense_weights",
+                    (c, n),
                 )
             b = N("dense_bias", name)
-            g["dense_biases"][c] = step_to(f"{P}.dense_biases[{c}]", b, N("dense_bias", name, new=True), "grad_dense_biases", (c,))
+            g["dense_biases"][c] = step_to(
+                f"{P}.dense_biases[{c}]", b, N("dense_bias", name, new=True), "grad_dense_biases", (c,)
+            )
         K = len(sc.conv.filters)
         learns = sc.training.update_filters
         g["filters"] = np.empty((K, self.channels, self.kh, self.kw), object)

@@ -13,7 +13,6 @@ import sympy
 
 from .algebra import MaxOf, Quantity, plus, substitute, times
 from .errors import VerificationError
-from .verify import Report
 
 SETTINGS = {"detail": ("full", "summary"), "iterations": ("all", "first", "last")}
 MAX_COLUMNS = 9  # wider matrices are shown in column chunks

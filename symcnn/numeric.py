@@ -216,10 +216,23 @@ def forward_backward(sc: Scenario, params: Params, x: np.ndarray, y: int) -> dic
     dL_dz = dL_da * activate_derivative(z, a, sc.activation)
     dL_dw, dL_db = conv_backward(dL_dz, windows)
     return dict(
-        conv=z, activated=a, pooled=m, features=f, logits=o, probs=p, loss=L,
-        grad_logits=dL_do, grad_dense_weights=dL_dW, grad_dense_biases=dL_dB,
-        grad_filters=dL_dw, grad_filter_biases=dL_db,
-        grad_features=dL_df, grad_pooled=dL_dm, grad_activated=dL_da, grad_conv=dL_dz, winners=winner,
+        conv=z,
+        activated=a,
+        pooled=m,
+        features=f,
+        logits=o,
+        probs=p,
+        loss=L,
+        grad_logits=dL_do,
+        grad_dense_weights=dL_dW,
+        grad_dense_biases=dL_dB,
+        grad_filters=dL_dw,
+        grad_filter_biases=dL_db,
+        grad_features=dL_df,
+        grad_pooled=dL_dm,
+        grad_activated=dL_da,
+        grad_conv=dL_dz,
+        winners=winner,
     )
 
 

@@ -6,6 +6,7 @@ so a failure never leaves half-written output.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ LATEX_DELIMITERS = dict(
     line_comment_prefix="%#",
 )
 FRAME_BUDGET = 11.0  # lines of a Beamer frame body
+TABLE_ROW_LINES = 0.7  # a \footnotesize table row, in frame lines
 
 
 def template_dir() -> Path:
@@ -91,17 +93,30 @@ def block_lines(block) -> float:
     if block.kind == "matrix":
         return 1.0 + 0.8 * block.values.shape[0]
     if block.kind == "table":
-        return 1.5 + 0.9 * len(block.rows)
+        return 1.5 + TABLE_ROW_LINES * len(block.rows)
     if block.kind in ("equation", "derivative"):
         return 3.2
     return 1.5
+
+
+def split_tables(blocks) -> list:
+    """Tables too long for one frame, cut into runs of rows that each repeat the header."""
+    per_frame = max(1, int((FRAME_BUDGET - 1.5) / TABLE_ROW_LINES))
+    out = []
+    for block in blocks:
+        if block.kind == "table" and len(block.rows) > per_frame:
+            out += [dataclasses.replace(block, rows=block.rows[i:i + per_frame])
+                    for i in range(0, len(block.rows), per_frame)]
+        else:
+            out.append(block)
+    return out
 
 
 def frames(blocks) -> list[list]:
     """Blocks packed into frames of at most FRAME_BUDGET lines, never splitting a block; a text that
     ends a full frame (a caption such as "Image x2 (label bar):") moves on with the block it introduces."""
     out, current, used = [], [], 0.0
-    for block in blocks:
+    for block in split_tables(blocks):
         lines = block_lines(block)
         if current and used + lines > FRAME_BUDGET:
             carry = []

@@ -5,8 +5,6 @@ Every error names the key path where the problem is (``conv.filters[1].weights: 
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +12,18 @@ from typing import Any
 
 import numpy as np
 
+from .checks import (
+    as_array,
+    as_integer,
+    as_list,
+    as_mapping,
+    as_number,
+    as_pair,
+    as_text,
+    describe,
+    dims,
+    ensure_unique,
+)
 from .errors import ScenarioError
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -23,8 +33,19 @@ UPDATES = ("per_sample", "batch_mean", "batch_sum")
 DISPLAY_KEYS = {"precision": int, "fractions": bool, "detail": str}
 
 TOP_KEYS = (
-    "name", "title", "description", "notes", "classes", "inputs", "conv", "activation",
-    "pool", "dense", "training", "claims", "display",
+    "name",
+    "title",
+    "description",
+    "notes",
+    "classes",
+    "inputs",
+    "conv",
+    "activation",
+    "pool",
+    "dense",
+    "training",
+    "claims",
+    "display",
 )
 
 
@@ -132,9 +153,7 @@ class Scenario:
         return self.classes.index(sample.label)
 
 
-def conv_output_shape(
-    image: tuple[int, int], kernel: tuple[int, int], stride: int, padding: int
-) -> tuple[int, int]:
+def conv_output_shape(image: tuple[int, int], kernel: tuple[int, int], stride: int, padding: int) -> tuple[int, int]:
     return tuple((n + 2 * padding - k) // stride + 1 for n, k in zip(image, kernel))
 
 
@@ -152,145 +171,12 @@ def pool_output_shape(shape: tuple[int, int], pool: Pool) -> tuple[int, int]:
     return tuple((n - k) // s + 1 for n, k, s in zip(shape, size, stride))
 
 
-# ---------------------------------------------------------------- validation helpers
-
-
-def _keys(data: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
-    if not isinstance(data, Mapping):
-        raise ScenarioError(path or "scenario", f"expected a mapping, got {_kind(data)}")
-    for key in data:
-        if key not in allowed:
-            hint = difflib.get_close_matches(str(key), allowed, n=1)
-            extra = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise ScenarioError(_join(path, str(key)), f"unknown key{extra}")
-    for key in required:
-        if key not in data:
-            raise ScenarioError(_join(path, key), "missing key")
-    return dict(data)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, str):
-        return f"text '{value}'" if len(value) < 30 else "text"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
-
-
-def _number(value: Any, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ScenarioError(path, f"expected a number, got {_kind(value)}")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer beyond the float range
-        raise ScenarioError(path, "expected a finite number, got an integer too large for a float") from None
-    if not math.isfinite(number):
-        raise ScenarioError(path, f"expected a finite number, got {value}")
-    return number
-
-
-def _integer(value: Any, path: str, minimum: int) -> int:
-    if isinstance(value, bool) or not (
-        isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    ):
-        raise ScenarioError(path, f"expected a whole number, got {_kind(value)}")
-    if value < minimum:
-        raise ScenarioError(path, f"must be >= {minimum}, got {int(value)}")
-    return int(value)
-
-
-def _text(value: Any, path: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ScenarioError(path, f"expected text, got {_kind(value)}")
-    text = str(value)
-    if not text.strip():
-        raise ScenarioError(path, "must not be empty")
-    return text
-
-
-def _array(value: Any, path: str, ndims: tuple[int, ...], what: str) -> np.ndarray:
-    """A rectangular array of finite numbers with one of ``ndims`` dimensions."""
-
-    expected = " or ".join(f"{n}-dimensional" for n in ndims)
-
-    def shape_of(node: Any, where: str, depth: int) -> tuple[int, ...]:
-        if not isinstance(node, list):
-            if depth == 0:
-                raise ScenarioError(where, f"expected {what}, got {_kind(node)}")
-            _number(node, where)
-            return ()
-        if depth >= max(ndims):  # too deep already: count the rest without recursing (no RecursionError)
-            while isinstance(node, list) and node:
-                node, depth = node[0], depth + 1
-            raise ScenarioError(path, f"expected {what} ({expected}), got {depth}-dimensional")
-        if not node:
-            raise ScenarioError(where, "must not be empty")
-        shapes = [shape_of(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(node)]
-        first = shapes[0]
-        for i, shape in enumerate(shapes[1:], start=1):
-            if len(shape) != len(first):
-                raise ScenarioError(f"{where}[{i}]", "mixes numbers and lists")
-            if shape != first:
-                label = "row" if len(first) == 1 else "entry"
-                raise ScenarioError(
-                    where,
-                    f"{label} {i} has {_dims(shape)} values, expected {_dims(first)}",
-                )
-        return (len(node), *first)
-
-    shape = shape_of(value, path, 0)
-    if len(shape) not in ndims:
-        raise ScenarioError(path, f"expected {what} ({expected}), got {len(shape)}-dimensional")
-    array = np.array(value, dtype=np.float64)
-    array.setflags(write=False)
-    return array
-
-
-def _dims(shape: tuple[int, ...]) -> str:
-    return "x".join(str(n) for n in shape) if len(shape) > 1 else str(shape[0])
-
-
-def _pair(value: Any, path: str, minimum: int) -> tuple[int, int]:
-    if isinstance(value, list):
-        if len(value) != 2:
-            raise ScenarioError(path, f"expected [h, w], got {len(value)} values")
-        return (_integer(value[0], f"{path}[0]", minimum), _integer(value[1], f"{path}[1]", minimum))
-    n = _integer(value, path, minimum)
-    return (n, n)
-
-
-def _unique(names: list[str], path: str, what: str) -> None:
-    seen: dict[str, int] = {}
-    for i, name in enumerate(names):
-        if name in seen:
-            raise ScenarioError(f"{path}[{i}].name", f"duplicate {what} name '{name}' (also {path}[{seen[name]}])")
-        seen[name] = i
-
-
-def _list(value: Any, path: str, minimum: int = 1) -> list:
-    if not isinstance(value, list):
-        raise ScenarioError(path, f"expected a list, got {_kind(value)}")
-    if len(value) < minimum:
-        raise ScenarioError(path, f"expected at least {minimum} entr{'y' if minimum == 1 else 'ies'}, got {len(value)}")
-    return value
-
-
 # ---------------------------------------------------------------- sections
 
 
 def _classes(value: Any) -> tuple[str, ...]:
-    items = _list(value, "classes", 2)
-    classes = [_text(item, f"classes[{i}]") for i, item in enumerate(items)]
+    items = as_list(value, "classes", 2)
+    classes = [as_text(item, f"classes[{i}]") for i, item in enumerate(items)]
     for i, name in enumerate(classes):
         if name in classes[:i]:
             raise ScenarioError(f"classes[{i}]", f"duplicate class '{name}'")
@@ -299,38 +185,38 @@ def _classes(value: Any) -> tuple[str, ...]:
 
 def _inputs(value: Any, classes: tuple[str, ...]) -> tuple[Input, ...]:
     inputs = []
-    for i, item in enumerate(_list(value, "inputs")):
+    for i, item in enumerate(as_list(value, "inputs")):
         path = f"inputs[{i}]"
-        data = _keys(item, path, ("name", "label", "pixels"), ("name", "label", "pixels"))
-        name = _text(data["name"], f"{path}.name")
-        label = _text(data["label"], f"{path}.label")
+        data = as_mapping(item, path, ("name", "label", "pixels"), ("name", "label", "pixels"))
+        name = as_text(data["name"], f"{path}.name")
+        label = as_text(data["label"], f"{path}.label")
         if label not in classes:
             raise ScenarioError(f"{path}.label", f"'{label}' is not one of classes {list(classes)}")
-        pixels = _array(data["pixels"], f"{path}.pixels", (2, 3), "an image: H x W or C x H x W numbers")
+        pixels = as_array(data["pixels"], f"{path}.pixels", (2, 3), "an image: H x W or C x H x W numbers")
         if pixels.ndim == 2:
             pixels = pixels[None]
             pixels.setflags(write=False)
         if inputs and pixels.shape != inputs[0].pixels.shape:
             raise ScenarioError(
                 f"{path}.pixels",
-                f"shape {_dims(pixels.shape)} differs from inputs[0] ({_dims(inputs[0].pixels.shape)})",
+                f"shape {dims(pixels.shape)} differs from inputs[0] ({dims(inputs[0].pixels.shape)})",
             )
         inputs.append(Input(name, label, pixels))
-    _unique([x.name for x in inputs], "inputs", "input")
+    ensure_unique([x.name for x in inputs], "inputs", "input")
     return tuple(inputs)
 
 
 def _conv(value: Any, inputs: tuple[Input, ...]) -> Conv:
-    data = _keys(value, "conv", ("stride", "padding", "filters"), ("filters",))
-    stride = _integer(data.get("stride", 1), "conv.stride", 1)
-    padding = _integer(data.get("padding", 0), "conv.padding", 0)
+    data = as_mapping(value, "conv", ("stride", "padding", "filters"), ("filters",))
+    stride = as_integer(data.get("stride", 1), "conv.stride", 1)
+    padding = as_integer(data.get("padding", 0), "conv.padding", 0)
     channels, height, width = inputs[0].pixels.shape
     filters = []
-    for i, item in enumerate(_list(data["filters"], "conv.filters")):
+    for i, item in enumerate(as_list(data["filters"], "conv.filters")):
         path = f"conv.filters[{i}]"
-        fdata = _keys(item, path, ("name", "weights", "bias"), ("name", "weights"))
-        name = _text(fdata["name"], f"{path}.name")
-        weights = _array(fdata["weights"], f"{path}.weights", (2, 3), "a filter: kh x kw or C x kh x kw numbers")
+        fdata = as_mapping(item, path, ("name", "weights", "bias"), ("name", "weights"))
+        name = as_text(fdata["name"], f"{path}.name")
+        weights = as_array(fdata["weights"], f"{path}.weights", (2, 3), "a filter: kh x kw or C x kh x kw numbers")
         ndim = weights.ndim
         if ndim == 2:
             weights = weights[None]
@@ -344,52 +230,54 @@ def _conv(value: Any, inputs: tuple[Input, ...]) -> Conv:
         if filters and weights.shape != filters[0].weights.shape:
             raise ScenarioError(
                 f"{path}.weights",
-                f"expected {_dims(filters[0].weights.shape[-ndim:])} like conv.filters[0], got {_dims(weights.shape[-ndim:])}",
+                f"expected {dims(filters[0].weights.shape[-ndim:])} like conv.filters[0], "
+                f"got {dims(weights.shape[-ndim:])}",
             )
         kh, kw = weights.shape[1:]
         if kh > height + 2 * padding or kw > width + 2 * padding:
             raise ScenarioError(
                 f"{path}.weights",
-                f"filter {kh}x{kw} is larger than the padded input "
-                f"{height + 2 * padding}x{width + 2 * padding}",
+                f"filter {kh}x{kw} is larger than the padded input {height + 2 * padding}x{width + 2 * padding}",
             )
-        bias = _number(fdata.get("bias", 0), f"{path}.bias")
+        bias = as_number(fdata.get("bias", 0), f"{path}.bias")
         filters.append(Filter(name, weights, bias, ndim))
-    _unique([f.name for f in filters], "conv.filters", "filter")
+    ensure_unique([f.name for f in filters], "conv.filters", "filter")
     return Conv(stride, padding, tuple(filters))
 
 
 def _activation(value: Any) -> Activation:
     if isinstance(value, Mapping):
-        data = _keys(value, "activation", ("kind", "slope"), ("kind",))
+        data = as_mapping(value, "activation", ("kind", "slope"), ("kind",))
         kind = data["kind"]
         if kind == "leaky_relu":
-            return Activation("leaky_relu", _number(data.get("slope", 0.01), "activation.slope"))
+            return Activation("leaky_relu", as_number(data.get("slope", 0.01), "activation.slope"))
         if "slope" in data:
             raise ScenarioError("activation.slope", "only leaky_relu takes a slope")
         return _activation(kind)
     if value == "leaky_relu":
         return Activation("leaky_relu", 0.01)
     if value not in ACTIVATIONS:
-        raise ScenarioError("activation", f"unknown activation {_kind(value)}; expected one of {', '.join(ACTIVATIONS)}")
+        raise ScenarioError(
+            "activation", f"unknown activation {describe(value)}; expected one of {', '.join(ACTIVATIONS)}"
+        )
     return Activation(value)
 
 
 def _pool(value: Any, conv_shape: tuple[int, int]) -> Pool:
     if value is None or value == "none":
         return Pool("none")
-    data = _keys(value, "pool", ("kind", "size", "stride"), ("kind", "size"))
+    data = as_mapping(value, "pool", ("kind", "size", "stride"), ("kind", "size"))
     kind = data["kind"]
     if kind == "none":
         return Pool("none")
     if kind not in POOL_KINDS:
-        raise ScenarioError("pool.kind", f"unknown pool {_kind(kind)}; expected none, max or avg")
+        raise ScenarioError("pool.kind", f"unknown pool {describe(kind)}; expected none, max or avg")
     if data["size"] == "global":
         if "stride" in data:
             raise ScenarioError("pool.stride", "a global pool takes no stride")
         return Pool(kind, None, None, True)
-    size = _pair(data["size"], "pool.size", 1)
-    stride = _pair(data.get("stride", list(size)), "pool.stride", 1)
+    size = as_pair(data["size"], "pool.size", 1)
+    stride = as_pair(data.get("stride", list(size)), "pool.stride", 1)
     if size[0] > conv_shape[0] or size[1] > conv_shape[1]:
         raise ScenarioError(
             "pool.size",
@@ -399,48 +287,50 @@ def _pool(value: Any, conv_shape: tuple[int, int]) -> Pool:
 
 
 def _dense(value: Any, n_classes: int, n_features: int) -> Dense:
-    data = _keys(value, "dense", ("weights", "biases"), ("weights", "biases"))
-    weights = _array(data["weights"], "dense.weights", (2,), "classes x features numbers")
+    data = as_mapping(value, "dense", ("weights", "biases"), ("weights", "biases"))
+    weights = as_array(data["weights"], "dense.weights", (2,), "classes x features numbers")
     if weights.shape != (n_classes, n_features):
         raise ScenarioError(
             "dense.weights",
-            f"expected {n_classes}x{n_features} (classes x features), got {_dims(weights.shape)}",
+            f"expected {n_classes}x{n_features} (classes x features), got {dims(weights.shape)}",
         )
-    biases = _array(data["biases"], "dense.biases", (1,), "one number per class")
+    biases = as_array(data["biases"], "dense.biases", (1,), "one number per class")
     if biases.shape != (n_classes,):
         raise ScenarioError("dense.biases", f"expected {n_classes} values (one per class), got {biases.shape[0]}")
     return Dense(weights, biases)
 
 
 def _training(value: Any) -> Training:
-    data = _keys(
+    data = as_mapping(
         value, "training", ("learning_rate", "iterations", "update", "update_filters"), ("learning_rate",)
     )
-    rate = _number(data["learning_rate"], "training.learning_rate")
+    rate = as_number(data["learning_rate"], "training.learning_rate")
     if rate <= 0:
         raise ScenarioError("training.learning_rate", f"must be > 0, got {data['learning_rate']}")
-    iterations = _integer(data.get("iterations", 1), "training.iterations", 1)
+    iterations = as_integer(data.get("iterations", 1), "training.iterations", 1)
     update = data.get("update", "per_sample")
     if update not in UPDATES:
-        raise ScenarioError("training.update", f"unknown update {_kind(update)}; expected one of {', '.join(UPDATES)}")
+        raise ScenarioError(
+            "training.update", f"unknown update {describe(update)}; expected one of {', '.join(UPDATES)}"
+        )
     update_filters = data.get("update_filters", False)
     if not isinstance(update_filters, bool):
-        raise ScenarioError("training.update_filters", f"expected true or false, got {_kind(update_filters)}")
+        raise ScenarioError("training.update_filters", f"expected true or false, got {describe(update_filters)}")
     return Training(rate, iterations, update, update_filters)
 
 
 def _claims(value: Any) -> tuple[Claim, ...]:
     claims = []
-    for i, item in enumerate(_list(value, "claims", 0)):
+    for i, item in enumerate(as_list(value, "claims", 0)):
         path = f"claims[{i}]"
-        data = _keys(item, path, ("at", "value", "tol", "note"), ("at", "value"))
-        at = _text(data["at"], f"{path}.at")
+        data = as_mapping(item, path, ("at", "value", "tol", "note"), ("at", "value"))
+        at = as_text(data["at"], f"{path}.at")
         parse_path(at, f"{path}.at")
-        number = _number(data["value"], f"{path}.value")
-        tol = _number(data["tol"], f"{path}.tol") if "tol" in data else default_tolerance(data["value"])
+        number = as_number(data["value"], f"{path}.value")
+        tol = as_number(data["tol"], f"{path}.tol") if "tol" in data else default_tolerance(data["value"])
         if tol < 0:
             raise ScenarioError(f"{path}.tol", "must be >= 0")
-        note = _text(data["note"], f"{path}.note") if "note" in data else ""
+        note = as_text(data["note"], f"{path}.note") if "note" in data else ""
         claims.append(Claim(at, number, tol, note))
     return tuple(claims)
 
@@ -480,15 +370,15 @@ def parse_path(text: str, where: str = "path") -> tuple[str | int, ...]:
 
 
 def _display(value: Any) -> dict:
-    data = _keys(value, "display", tuple(DISPLAY_KEYS))
+    data = as_mapping(value, "display", tuple(DISPLAY_KEYS))
     out = {}
     for key, kind in DISPLAY_KEYS.items():
         if key in data:
             item = data[key]
             if kind is int:
-                out[key] = _integer(item, f"display.{key}", 0)
+                out[key] = as_integer(item, f"display.{key}", 0)
             elif not isinstance(item, kind):
-                raise ScenarioError(f"display.{key}", f"expected {kind.__name__}, got {_kind(item)}")
+                raise ScenarioError(f"display.{key}", f"expected {kind.__name__}, got {describe(item)}")
             else:
                 out[key] = item
     if "detail" in out and out["detail"] not in ("full", "summary"):
@@ -498,11 +388,11 @@ def _display(value: Any) -> dict:
 
 def validate(data: Any, source: str = "", default_name: str = "scenario") -> Scenario:
     """Turn plain data (as read from YAML/JSON) into a checked Scenario."""
-    data = _keys(data, "", TOP_KEYS, ("classes", "inputs", "conv", "dense", "training"))
-    name = _text(data.get("name", default_name), "name")
+    data = as_mapping(data, "", TOP_KEYS, ("classes", "inputs", "conv", "dense", "training"))
+    name = as_text(data.get("name", default_name), "name")
     if not NAME_PATTERN.match(name):
         raise ScenarioError("name", f"'{name}' must use only a-z, 0-9 and '-'")
-    title = _text(data.get("title", name), "title")
+    title = as_text(data.get("title", name), "title")
     classes = _classes(data["classes"])
     inputs = _inputs(data["inputs"], classes)
     conv = _conv(data["conv"], inputs)
@@ -516,9 +406,21 @@ def validate(data: Any, source: str = "", default_name: str = "scenario") -> Sce
     training = _training(data["training"])
     claims = _claims(data.get("claims", []))
     display = _display(data.get("display", {}))
-    description = _text(data["description"], "description") if "description" in data else ""
-    notes = tuple(_text(n, f"notes[{i}]") for i, n in enumerate(_list(data.get("notes", []), "notes", 0)))
+    description = as_text(data["description"], "description") if "description" in data else ""
+    notes = tuple(as_text(n, f"notes[{i}]") for i, n in enumerate(as_list(data.get("notes", []), "notes", 0)))
     return Scenario(
-        name, title, classes, inputs, conv, activation, pool, dense, training,
-        claims, display, description, notes, source,
+        name,
+        title,
+        classes,
+        inputs,
+        conv,
+        activation,
+        pool,
+        dense,
+        training,
+        claims,
+        display,
+        description,
+        notes,
+        source,
     )

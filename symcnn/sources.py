@@ -40,9 +40,7 @@ class _UniqueKeyLoader:
                     seen[key] = True
                 return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
-            Loader.add_constructor(
-                yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping
-            )
+            Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
             float_pattern = re.compile(
                 r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)$"
                 r"|^[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?$"

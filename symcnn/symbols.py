@@ -32,7 +32,15 @@ NOTATION: dict[str, tuple[str, str | None]] = {
 
 # gradient kinds: d L / d <kind>
 GRADIENT_OF = (
-    "logit", "dense_weight", "dense_bias", "feature", "pooled", "activated", "conv", "filter", "filter_bias",
+    "logit",
+    "dense_weight",
+    "dense_bias",
+    "feature",
+    "pooled",
+    "activated",
+    "conv",
+    "filter",
+    "filter_bias",
 )
 
 

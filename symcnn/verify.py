@@ -71,7 +71,10 @@ class Report:
             status = "ok" if not g.mismatches else f"{len(g.mismatches)} differ"
             lines.append(f"{g.name:<28} {g.count:>7}  {g.max_diff:>20.3g}  {status}")
         verdict = "all agree" if not self.mismatches else f"{len(self.mismatches)} differ"
-        lines.append(f"{'total':<28} {self.compared:>7}  {self.max_diff:>20.3g}  {verdict} (rtol {self.rtol:g}, atol {self.atol:g})")
+        lines.append(
+            f"{'total':<28} {self.compared:>7}  {self.max_diff:>20.3g}  "
+            f"{verdict} (rtol {self.rtol:g}, atol {self.atol:g})"
+        )
         for path, symbolic, numeric in self.mismatches[:10]:
             lines.append(f"  differs: {path}: sympy {symbolic!r} != numpy {numeric!r}")
         for path in self.missing[:10]:

@@ -8,17 +8,33 @@ import sympy
 from .algebra import minus
 from .derivation import Deriver, StepDerivation, UpdateDerivation
 from .document import (
-    Cell, Derivative, Document, Equation, Formula, Section, Settings, Table, Text,
-    cells_to_show, conv_sum, equation, matrices, relu_display,
+    Cell,
+    Derivative,
+    Document,
+    Formula,
+    Section,
+    Settings,
+    Table,
+    Text,
+    cells_to_show,
+    conv_sum,
+    equation,
+    matrices,
+    relu_display,
 )
 from .escape import slug
 from .verify import Report
 
 ACTIVATION_NAMES = {
-    "relu": "ReLU", "leaky_relu": "leaky ReLU", "sigmoid": "sigmoid", "tanh": "tanh", "none": "no activation",
+    "relu": "ReLU",
+    "leaky_relu": "leaky ReLU",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "none": "no activation",
 }
 UPDATE_NAMES = {
-    "per_sample": "after every sample", "batch_mean": "once per pass, with the mean gradient",
+    "per_sample": "after every sample",
+    "batch_mean": "once per pass, with the mean gradient",
     "batch_sum": "once per pass, with the summed gradient",
 }
 
@@ -52,7 +68,7 @@ class Builder:
             values = np.vectorize(self.d_exact, otypes=[object])(x.pixels)
             for c in range(values.shape[0]):
                 blocks += matrices(self.N("input", None), values[c])
-        for k, flt in enumerate(sc.conv.filters):
+        for flt in sc.conv.filters:
             blocks.append(Text(f"Filter {flt.name}, bias {self.plain_number(flt.bias)}:"))
             values = np.vectorize(self.d_exact, otypes=[object])(flt.weights)
             for c in range(values.shape[0]):
@@ -61,18 +77,26 @@ class Builder:
         blocks += matrices(self.N("dense_weight", None), np.vectorize(self.d_exact, otypes=[object])(sc.dense.weights))
         blocks += matrices(self.N("dense_bias", None), np.vectorize(self.d_exact, otypes=[object])(sc.dense.biases))
         pool = sc.pool
-        pool_text = "no pooling" if pool.kind == "none" else (
-            f"global {pool.kind} pooling" if pool.is_global
-            else f"{pool.kind} pooling, window {pool.size[0]}x{pool.size[1]}, stride {pool.stride[0]}x{pool.stride[1]}"
+        pool_text = (
+            "no pooling"
+            if pool.kind == "none"
+            else (
+                f"global {pool.kind} pooling"
+                if pool.is_global
+                else f"{pool.kind} pooling, window {pool.size[0]}x{pool.size[1]}, "
+                f"stride {pool.stride[0]}x{pool.stride[1]}"
+            )
         )
         training = sc.training
-        blocks.append(Text(
-            f"Convolution (cross-correlation) with stride {sc.conv.stride} and padding {sc.conv.padding}, "
-            f"{ACTIVATION_NAMES[sc.activation.kind]}, {pool_text}, {sc.n_features} features, softmax and "
-            f"cross-entropy loss. Learning rate {self.plain_number(training.learning_rate)}, "
-            f"{training.iterations} pass(es), parameters updated {UPDATE_NAMES[training.update]}; "
-            + ("filters learn too." if training.update_filters else "only the dense layer learns.")
-        ))
+        blocks.append(
+            Text(
+                f"Convolution (cross-correlation) with stride {sc.conv.stride} and padding {sc.conv.padding}, "
+                f"{ACTIVATION_NAMES[sc.activation.kind]}, {pool_text}, {sc.n_features} features, softmax and "
+                f"cross-entropy loss. Learning rate {self.plain_number(training.learning_rate)}, "
+                f"{training.iterations} pass(es), parameters updated {UPDATE_NAMES[training.update]}; "
+                + ("filters learn too." if training.update_filters else "only the dense layer learns.")
+            )
+        )
         return Section("Setup", "setup", blocks, 1)
 
     def d_exact(self, number: float):
@@ -97,7 +121,13 @@ class Builder:
         kind = sc.activation.kind
         if kind != "none":
             z = sympy.Symbol("z")
-            blocks.append(Formula(sympy.Symbol("a"), relu_display(kind, z, self.d_exact(sc.activation.slope)) or g["activated"].flat[0].general.xreplace({g["conv"].flat[0].symbol: z})))
+            blocks.append(
+                Formula(
+                    sympy.Symbol("a"),
+                    relu_display(kind, z, self.d_exact(sc.activation.slope))
+                    or g["activated"].flat[0].general.xreplace({g["conv"].flat[0].symbol: z}),
+                )
+            )
 
             def display(q):
                 cell = list(g["activated"].flat).index(q)
@@ -150,8 +180,10 @@ class Builder:
         g, sc, N = step.groups, self.sc, self.N
         y = sc.classes.index(step.label)
         soft = self.d.softmax[y]
-        blocks = [Text("SymPy differentiates the loss written in the logits and simplifies:"),
-                  Formula(N("loss"), soft.loss)]
+        blocks = [
+            Text("SymPy differentiates the loss written in the logits and simplifies:"),
+            Formula(N("loss"), soft.loss),
+        ]
         for c, name in enumerate(sc.classes):
             closed = minus(N("prob", name), N("label", name))
             blocks.append(Derivative(g["grad_logits"][c].symbol, soft.derivatives[c], soft.simplified[c], closed))
@@ -160,7 +192,7 @@ class Builder:
         sections = [Section("Backward: loss to logits", f"{key}-grad-logits", blocks)]
         blocks = []
         self.equations(blocks, g["grad_dense_weights"])
-        blocks += matrices(sympy.Symbol(r"\nabla W"), g["grad_dense_weights"])
+        blocks += matrices(N.grad("dense_weight", None), g["grad_dense_weights"])
         blocks += [equation(q) for q in g["grad_dense_biases"]]
         sections.append(Section("Backward: dense weights and biases", f"{key}-grad-dense", blocks))
         if sc.training.update_filters:
@@ -170,7 +202,7 @@ class Builder:
             for k, flt in enumerate(sc.conv.filters):
                 self.equations(blocks, g["grad_filters"][k])
                 for c in range(g["grad_filters"].shape[1]):
-                    blocks += matrices(sympy.Symbol(rf"\nabla w_{{{k + 1}}}"), g["grad_filters"][k, c])
+                    blocks += matrices(N.grad("filter", flt.name), g["grad_filters"][k, c])
                 blocks.append(equation(g["grad_filter_biases"][k]))
             sections.append(Section("Backward: filters", f"{key}-grad-filters", blocks))
         return sections
@@ -178,30 +210,39 @@ class Builder:
     def update(self, update: UpdateDerivation, key: str) -> Section:
         g, blocks = update.groups, []
         self.equations(blocks, g["dense_weights"])
-        blocks += matrices(sympy.Symbol("W'"), g["dense_weights"])
+        blocks += matrices(self.N("dense_weight", None, new=True), g["dense_weights"])
         blocks += [equation(q) for q in g["dense_biases"]]
         if self.sc.training.update_filters:
             for k in range(g["filters"].shape[0]):
                 self.equations(blocks, g["filters"][k])
                 for c in range(g["filters"].shape[1]):
-                    blocks += matrices(sympy.Symbol(rf"w'_{{{k + 1}}}"), g["filters"][k, c])
+                    blocks += matrices(self.N("filter", self.sc.conv.filters[k].name, new=True), g["filters"][k, c])
                 blocks.append(equation(g["filter_biases"][k]))
         after = f" after {update.after}" if update.after else f" after pass {update.iteration}"
         return Section(f"Update{after}", f"{key}-update", blocks)
 
     def summary(self) -> Section:
         sc = self.sc
-        header = (Cell("pass"), Cell("sample"), Cell("label")) + tuple(
-            Cell(self.N("prob", c), True) for c in sc.classes) + (Cell(self.N("loss"), True),)
+        header = (
+            (Cell("pass"), Cell("sample"), Cell("label"))
+            + tuple(Cell(self.N("prob", c), True) for c in sc.classes)
+            + (Cell(self.N("loss"), True),)
+        )
         rows = []
         for step in self.d.steps:
             g = step.groups
-            rows.append((Cell(str(step.iteration)), Cell(step.sample), Cell(step.label))
-                        + tuple(Cell(q.value, True) for q in g["probs"]) + (Cell(g["loss"].item().value, True),))
+            rows.append(
+                (Cell(str(step.iteration)), Cell(step.sample), Cell(step.label))
+                + tuple(Cell(q.value, True) for q in g["probs"])
+                + (Cell(g["loss"].item().value, True),)
+            )
         for step in self.d.final:
             g = step.groups
-            rows.append((Cell("final"), Cell(step.sample), Cell(step.label))
-                        + tuple(Cell(q.value, True) for q in g["probs"]) + (Cell(g["loss"].item().value, True),))
+            rows.append(
+                (Cell("final"), Cell(step.sample), Cell(step.label))
+                + tuple(Cell(q.value, True) for q in g["probs"])
+                + (Cell(g["loss"].item().value, True),)
+            )
         return Section("Training summary", "summary", [Table(header, tuple(rows))], 1)
 
     def final(self) -> Section:
@@ -222,9 +263,20 @@ class Builder:
         header = (Cell("value"), Cell("stated"), Cell("ours"), Cell("check"), Cell("reason"))
         rows = []
         for c in claims:
-            reason = (f"within {c.tol:g} (differs by {c.diff:.2g})" if c.ok else f"differs by {c.diff:.3g}, more than {c.tol:g}")
-            rows.append((Cell(c.note or c.at), Cell(sympy.Float(c.printed), True), Cell(sympy.Float(c.ours), True),
-                         Cell("✓" if c.ok else "✗"), Cell(reason)))
+            reason = (
+                f"within {c.tol:g} (differs by {c.diff:.2g})"
+                if c.ok
+                else f"differs by {c.diff:.3g}, more than {c.tol:g}"
+            )
+            rows.append(
+                (
+                    Cell(c.note or c.at),
+                    Cell(sympy.Float(c.printed), True),
+                    Cell(sympy.Float(c.ours), True),
+                    Cell("✓" if c.ok else "✗"),
+                    Cell(reason),
+                )
+            )
         return Section("Audit of the stated numbers", "audit", [Table(header, tuple(rows))], 1)
 
     # ------------------------------------------------------------------ the whole
@@ -256,13 +308,24 @@ class Builder:
         report = self.report
         verification = Text(
             f"{report.compared} values were derived twice, exactly with SymPy and in floating point with NumPy; "
-            f"they agree to {report.max_diff:.1g} at most (tolerance: relative {report.rtol:g}, absolute {report.atol:g})."
+            f"they agree to {report.max_diff:.1g} at most "
+            f"(tolerance: relative {report.rtol:g}, absolute {report.atol:g})."
         )
         sections.append(Section("Verification", "verification", [verification], 1))
         held = sum(c.ok for c in report.claims)
         return Document(
-            sc.name, sc.title, sc.description, sc.notes, tuple(sections), self.settings, self.N,
-            sc.training.update != "per_sample", report.compared, report.max_diff, held, len(report.claims),
+            sc.name,
+            sc.title,
+            sc.description,
+            sc.notes,
+            tuple(sections),
+            self.settings,
+            self.N,
+            sc.training.update != "per_sample",
+            report.compared,
+            report.max_diff,
+            held,
+            len(report.claims),
         )
 
 
