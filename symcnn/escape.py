@@ -30,7 +30,7 @@ def latex(text: object) -> str:
     return LATEX_PATTERN.sub(lambda m: LATEX_SPECIALS[m.group()], clean)
 
 
-MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]#|$~])")
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]#|$~^])")  # ^ too: pandoc reads ^x^ as superscript
 
 
 def markdown(text: object) -> str:
