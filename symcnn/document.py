@@ -55,7 +55,7 @@ class Derivative:
 
     lhs: sympy.Expr
     raw: sympy.Expr
-    simplified: sympy.Expr
+    simplified: sympy.Expr | None  # None when simplify changed nothing
     closed_form: sympy.Expr
     kind: str = "derivative"
 
@@ -94,6 +94,7 @@ class Section:
     key: str  # stable identifier for snippet file names, e.g. it1-img1-conv
     blocks: list = field(default_factory=list)
     level: int = 2
+    context: str = ""  # the enclosing level-1 title, e.g. "Pass 1, img1 (label cat)"
 
 
 @dataclass(frozen=True)

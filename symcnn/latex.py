@@ -111,7 +111,9 @@ class SymcnnLatexPrinter(LatexPrinter):
     # structure -------------------------------------------------------------------------
     def _factor(self, arg) -> str:
         tex = self._print(arg)
-        if isinstance(arg, (sympy.Add, Sub)) or (arg.is_Number and arg < 0) or tex.startswith("-"):
+        if isinstance(arg, (sympy.Add, Sub)):
+            return f"({tex})"  # plain parentheses: TeX may break a long sum inside them
+        if (arg.is_Number and arg < 0) or tex.startswith("-"):
             return rf"\left({tex}\right)"
         return tex
 
@@ -121,6 +123,8 @@ class SymcnnLatexPrinter(LatexPrinter):
         numbers = [i for i, a in enumerate(args) if a.is_Number]
         if len(args) == 2 and isinstance(args[1], sympy.Pow) and args[1].exp == -1:  # a / b as written
             return rf"\frac{{{self._print(args[0])}}}{{{self._print(args[1].base)}}}"
+        if len(args) == 2 and args[0].is_Rational and args[0].p == 1 and isinstance(args[1], sympy.Add):
+            return rf"\frac{{1}}{{{args[0].q}}} \cdot ({self._print(args[1])})"  # a mean; breakable
         if args[0] == -1 and len(args) == 2 and not args[1].is_Number:
             return "-" + self._factor(args[1])
         if len(numbers) >= 2 or (numbers and numbers != [0]):

@@ -75,10 +75,7 @@ def matrix_tex(m: Matrix, printer: SymcnnLatexPrinter) -> str:
             tex = printer.doprint(value)
             cells.append(rf"\boxed{{{tex}}}" if (i, j) in m.marks else tex)
         rows.append(" & ".join(cells))
-    name = printer.doprint(m.name)
-    if m.columns:
-        name += rf"_{{[\,:\,,\,{m.columns[0]}..{m.columns[1]}]}}"
-    return name + r" = \begin{bmatrix} " + r" \\ ".join(rows) + r" \end{bmatrix}"
+    return printer.doprint(m.name) + r" = \begin{bmatrix} " + r" \\ ".join(rows) + r" \end{bmatrix}"
 
 
 def table_columns(table) -> str:
@@ -194,7 +191,12 @@ def document_for(
 
     report = check(sc)
     if report.mismatches or report.missing:
-        raise VerificationError(f"{sc.name}: SymPy and NumPy disagree; run `symcnn check` for the table")
+        first = report.mismatches[0][0] if report.mismatches else report.missing[0]
+        raise VerificationError(
+            f"{first}: SymPy and NumPy disagree (and {len(report.mismatches) + len(report.missing) - 1} more); "
+            "`symcnn check` shows the table. A value exactly at a ReLU kink or a max-pool tie in exact "
+            "arithmetic but not in floating point does this."
+        )
     settings = Settings(
         detail=detail or sc.display.get("detail", "summary"),
         precision=precision if precision is not None else sc.display.get("precision", 3),

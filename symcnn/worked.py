@@ -186,7 +186,8 @@ class Builder:
         ]
         for c, name in enumerate(sc.classes):
             closed = minus(N("prob", name), N("label", name))
-            blocks.append(Derivative(g["grad_logits"][c].symbol, soft.derivatives[c], soft.simplified[c], closed))
+            raw, simple = soft.derivatives[c], soft.simplified[c]
+            blocks.append(Derivative(g["grad_logits"][c].symbol, raw, None if simple == raw else simple, closed))
         blocks.append(Text("that is p - y for every class. With this sample's numbers:"))
         blocks += [equation(q) for q in g["grad_logits"]]
         sections = [Section("Backward: loss to logits", f"{key}-grad-logits", blocks)]
@@ -312,6 +313,12 @@ class Builder:
             f"(tolerance: relative {report.rtol:g}, absolute {report.atol:g})."
         )
         sections.append(Section("Verification", "verification", [verification], 1))
+        context = ""
+        for section in sections:  # slides and snippets say which pass and sample a part belongs to
+            if section.level == 1:
+                context = section.title
+            else:
+                section.context = context
         held = sum(c.ok for c in report.claims)
         return Document(
             sc.name,

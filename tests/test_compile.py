@@ -326,14 +326,7 @@ def test_random_scenarios_render_and_compile(random_compiled, seed):
     assert errors(log) == []
 
 
-@pytest.mark.parametrize("seed", [
-    pytest.param(seed, marks=pytest.mark.xfail(strict=True, reason=(
-        "the average-pool formula of a 6x5 map (seed 2) prints its 30-term sum as one unbreakable unit "
-        "(\\frac{a_11 + ... + a_65}{30}; before, 1/30 \\cdot \\left( ... \\right)), which TeX cannot break: "
-        "430-670pt off the page. Printing it as 1/n (a_11 + ...) with breakable parentheses (\\bigl( \\bigr)) "
-        "would fit; remove this marker then."))) if seed == 2 else seed
-    for seed in SEEDS
-])
+@pytest.mark.parametrize("seed", SEEDS)
 def test_random_scenarios_fit_the_page(random_compiled, seed):
     data, _, _, tex, result, log = random_compiled[seed]
     assert result is not None and result.returncode == 0
