@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .algebra import minus
+from .algebra import exact, minus
 from .derivation import Deriver, StepDerivation, UpdateDerivation
 from .document import (
     Cell,
@@ -65,17 +65,17 @@ class Builder:
         blocks.append(Text(f"Classes: {', '.join(sc.classes)}."))
         for x in sc.inputs:
             blocks.append(Text(f"Image {x.name} (label {x.label}):"))
-            values = np.vectorize(self.d_exact, otypes=[object])(x.pixels)
+            values = np.vectorize(exact, otypes=[object])(x.pixels)
             for c in range(values.shape[0]):
                 blocks += matrices(self.N("input", None), values[c])
         for flt in sc.conv.filters:
             blocks.append(Text(f"Filter {flt.name}, bias {self.plain_number(flt.bias)}:"))
-            values = np.vectorize(self.d_exact, otypes=[object])(flt.weights)
+            values = np.vectorize(exact, otypes=[object])(flt.weights)
             for c in range(values.shape[0]):
                 blocks += matrices(self.N("filter", flt.name), values[c])
         blocks.append(Text("Dense layer weights (one row per class) and biases:"))
-        blocks += matrices(self.N("dense_weight", None), np.vectorize(self.d_exact, otypes=[object])(sc.dense.weights))
-        blocks += matrices(self.N("dense_bias", None), np.vectorize(self.d_exact, otypes=[object])(sc.dense.biases))
+        blocks += matrices(self.N("dense_weight", None), np.vectorize(exact, otypes=[object])(sc.dense.weights))
+        blocks += matrices(self.N("dense_bias", None), np.vectorize(exact, otypes=[object])(sc.dense.biases))
         pool = sc.pool
         pool_text = (
             "no pooling"
@@ -99,15 +99,10 @@ class Builder:
         )
         return Section("Setup", "setup", blocks, 1)
 
-    def d_exact(self, number: float):
-        from .algebra import exact
-
-        return exact(number)
-
     def plain_number(self, number: float) -> str:
         from .latex import format_number
 
-        return format_number(self.d_exact(number), self.settings.precision)[0]
+        return format_number(exact(number), self.settings.precision)[0]
 
     def forward(self, step: StepDerivation, key: str) -> list[Section]:
         g, sc, N = step.groups, self.sc, self.N
@@ -124,7 +119,7 @@ class Builder:
             blocks.append(
                 Formula(
                     sympy.Symbol("a"),
-                    relu_display(kind, z, self.d_exact(sc.activation.slope))
+                    relu_display(kind, z, exact(sc.activation.slope))
                     or g["activated"].flat[0].general.xreplace({g["conv"].flat[0].symbol: z}),
                 )
             )
@@ -132,7 +127,7 @@ class Builder:
             def display(q):
                 cell = list(g["activated"].flat).index(q)
                 zq = g["conv"].flat[cell]
-                shown = relu_display(kind, zq.symbol, self.d_exact(sc.activation.slope))
+                shown = relu_display(kind, zq.symbol, exact(sc.activation.slope))
                 return (shown if shown is not None else q.general), {zq.symbol: zq.value}
 
             for k, flt in enumerate(sc.conv.filters):
@@ -272,7 +267,7 @@ class Builder:
             rows.append(
                 (
                     Cell(c.note or c.at),
-                    Cell(sympy.Float(c.printed), True),
+                    Cell(exact(c.printed), True),
                     Cell(sympy.Float(c.ours), True),
                     Cell("✓" if c.ok else "✗"),
                     Cell(reason),
