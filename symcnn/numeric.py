@@ -39,7 +39,8 @@ def activate(z: np.ndarray, activation: Activation) -> np.ndarray:
     if kind == "leaky_relu":
         return np.where(z > 0, z, activation.slope * z)
     if kind == "sigmoid":
-        return 0.5 * (1.0 + np.tanh(0.5 * z))  # stable for large |z|
+        e = np.exp(-np.abs(z))  # never overflows; exact to the last digit on both sides
+        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
     if kind == "tanh":
         return np.tanh(z)
     return z.copy()

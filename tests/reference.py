@@ -205,7 +205,8 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, W: np.ndarray, B: np.nd
         s[c] = total + B[c]
     p, log_sum_exp = _log_softmax_parts(s)
     L = log_sum_exp - s[label_index]  # -log p_y, stably
-    return {"xp": xp, "z": z, "z_magnitude": z_magnitude, "a": a, "q": q, "routes": routes, "f": f, "s": s, "p": p, "L": L}
+    return {"xp": xp, "z": z, "z_magnitude": z_magnitude, "a": a, "q": q, "routes": routes,
+            "f": f, "s": s, "p": p, "L": L}
 
 
 def backward(fwd: dict, w: np.ndarray, W: np.ndarray, label_index: int, settings: dict) -> dict:
@@ -330,7 +331,7 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
                 apply_update(*parts)
                 updates.append(snapshot(iteration, name))
             else:
-                for total, part in zip(sums, parts):
+                for total, part in zip(sums, parts, strict=True):
                     total += part
         if update_mode in ("batch_mean", "batch_sum"):
             scale = 1.0 / len(samples) if update_mode == "batch_mean" else 1.0

@@ -213,7 +213,7 @@ def first_difference(actual: Any, expected: Any, path: str = "",
             return f"{where}: expected a list, got {type(actual).__name__}"
         if len(actual) != len(expected):
             return f"{where}: length {len(actual)}, expected {len(expected)}"
-        for index, (a, e) in enumerate(zip(actual, expected)):
+        for index, (a, e) in enumerate(zip(actual, expected, strict=True)):
             found = first_difference(a, e, f"{path}[{index}]", rtol, atol)
             if found:
                 return found
@@ -256,6 +256,10 @@ def _pool_windows(scenario: dict, map_h: int, map_w: int) -> list[list[tuple[int
             for oy in range((map_h - ph) // sh + 1) for ox in range((map_w - pw) // sw + 1)]
 
 
+def _relu(scenario: dict) -> bool:
+    return scenario.get("activation", "relu") == "relu"
+
+
 def near_nondifferentiable(scenario: dict, step: dict, margin: float) -> bool:
     """True when some pre-activation is within `margin` of a (leaky) ReLU kink,
     or some max-pool window's two largest values differ by less than `margin`, unless the
@@ -273,10 +277,6 @@ def near_nondifferentiable(scenario: dict, step: dict, margin: float) -> bool:
                 if not all(z[k][cell] <= -margin and _relu(scenario) for cell in cells):
                     return True
     return False
-
-
-def _relu(scenario: dict) -> bool:
-    return scenario.get("activation", "relu") == "relu"
 
 
 def rounding_ambiguous(scenario: dict, expected: dict) -> bool:
@@ -297,13 +297,13 @@ def rounding_ambiguous(scenario: dict, expected: dict) -> bool:
                 return True
         for window in _pool_windows(scenario, z.shape[1], z.shape[2]):
             for k in range(z.shape[0]):
-                first, second = sorted(window, key=lambda cell: a[k][cell], reverse=True)[:2] \
-                    if len(window) > 1 else (window[0], window[0])
-                if first == second or z[k][first] == z[k][second]:
-                    continue
-                gap = a[k][first] - a[k][second]
-                if gap <= 1e-12 * max(1.0, abs(a[k][first]), size[k][first], size[k][second]):
-                    return True
+                top = max(window, key=lambda cell: a[k][cell])
+                for cell in window:
+                    if z[k][cell] == z[k][top]:
+                        continue  # the same number in every implementation: a true tie
+                    tolerance = 1e-12 * max(1.0, abs(a[k][top]), size[k][top], size[k][cell])
+                    if a[k][top] - a[k][cell] <= tolerance:
+                        return True
     return False
 
 
@@ -407,16 +407,16 @@ def test_updates_are_sgd_on_the_steps_gradients(scenario: dict) -> None:
     update_filters = training.get("update_filters", False)
     n_inputs = len(scenario["inputs"])
     iterations = training.get("iterations", 1)
-    W = np.array(scenario["dense"]["weights"])
-    B = np.array(scenario["dense"]["biases"])
-    w = [np.array(spec["weights"]) for spec in scenario["conv"]["filters"]]
-    b = np.array([spec.get("bias", 0.0) for spec in scenario["conv"]["filters"]])
+    W = np.array(scenario["dense"]["weights"], dtype=np.float64)
+    B = np.array(scenario["dense"]["biases"], dtype=np.float64)
+    w = [np.array(spec["weights"], dtype=np.float64) for spec in scenario["conv"]["filters"]]
+    b = np.array([spec.get("bias", 0.0) for spec in scenario["conv"]["filters"]], dtype=np.float64)
     steps, updates = trace["steps"], trace["updates"]
     assert len(steps) == iterations * n_inputs
     assert len(updates) == iterations * (n_inputs if mode == "per_sample" else 1)
     groups = ([[i] for i in range(len(steps))] if mode == "per_sample"
               else [list(range(t * n_inputs, (t + 1) * n_inputs)) for t in range(iterations)])
-    for update, group in zip(updates, groups):
+    for update, group in zip(updates, groups, strict=True):
         scale = 1.0 / len(group) if mode == "batch_mean" else 1.0
         W = W - eta * scale * sum(np.array(steps[i]["grad_dense_weights"]) for i in group)
         B = B - eta * scale * sum(np.array(steps[i]["grad_dense_biases"]) for i in group)
@@ -441,7 +441,7 @@ def test_final_is_a_forward_pass_with_the_last_parameters(scenario: dict) -> Non
     rerun = copy.deepcopy(scenario)
     rerun["dense"] = {"weights": last["dense_weights"], "biases": last["dense_biases"]}
     for spec, weights, bias in zip(rerun["conv"]["filters"], last["filters"],
-                                   last["filter_biases"]):
+                                   last["filter_biases"], strict=True):
         spec["weights"], spec["bias"] = weights, bias
     rerun["training"]["iterations"] = 1
     steps = []

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch", reason="PyTorch is the optional second oracle (pip install torch)")
 F = torch.nn.functional
@@ -143,7 +144,7 @@ def torch_run(scenario: dict) -> dict:
                     w, b = w - eta * dw, b - eta * db
                 updates.append(snapshot(iteration, name))
             else:
-                for total, grad in zip(sums, (dw, db, dW, dB)):
+                for total, grad in zip(sums, (dw, db, dW, dB), strict=True):
                     total += grad
         if mode != "per_sample":
             if mode == "batch_mean":
@@ -167,7 +168,7 @@ def torch_run(scenario: dict) -> dict:
 
 @settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(scenarios())
+@given(st.one_of(scenarios(), scenarios(focus="max_ties"), scenarios(focus="avg_overlap")))
 def test_engine_matches_pytorch(scenario: dict) -> None:
     # The reference only serves to spot kinks and max-pool ties decided by rounding noise.
     assume(not rounding_ambiguous(scenario, reference_run(scenario, conv_magnitudes=True)))
