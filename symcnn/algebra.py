@@ -8,6 +8,7 @@ and reorder). Values are exact Rationals where the maths is rational, 50-digit F
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sympy
 from sympy import Add, Mul, Piecewise, Rational
@@ -114,11 +115,29 @@ def minus(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
     return Sub(a, b)
 
 
+@lru_cache(maxsize=65536)
+def terms_with(general: sympy.Expr) -> dict:
+    """symbol -> the terms of the sum ``general`` that contain it (one pass over the sum)."""
+    index: dict = {}
+    for term in general.args:
+        for symbol in term.free_symbols:
+            index.setdefault(symbol, []).append(term)
+    return index
+
+
+def derivative(general: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
+    """sympy.diff of ``general``; for a sum, only the terms holding ``variable`` are differentiated
+    (the derivative is linear), so a 784-term sum costs one small diff per variable, not 784."""
+    if isinstance(general, Add):
+        return Add(*[sympy.diff(term, variable) for term in terms_with(general).get(variable, ())])
+    return sympy.diff(general, variable)
+
+
 def chain(pairs) -> sympy.Expr:
     """sum of upstream * d(general)/d(variable) over (upstream, general, variable), zero factors dropped."""
     terms = []
     for upstream, general, variable in pairs:
-        factor = sympy.diff(general, variable)
+        factor = derivative(general, variable)
         if factor != 0:
             terms.append(times(upstream, factor))
     return plus(*terms)
