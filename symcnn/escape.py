@@ -30,6 +30,23 @@ def latex(text: object) -> str:
     return LATEX_PATTERN.sub(lambda m: LATEX_SPECIALS[m.group()], clean)
 
 
+MATH_TEXT_SPECIALS = {
+    **{k: v for k, v in LATEX_SPECIALS.items() if k not in '<>|"'},
+    # maths readers know no \textless: step out of \text{} for a maths symbol (no raw < > in Markdown)
+    "<": r"}\lt\text{",
+    ">": r"}\gt\text{",
+    "|": r"}\vert\text{",
+}
+MATH_TEXT_PATTERN = re.compile("|".join(re.escape(c) for c in MATH_TEXT_SPECIALS))
+
+
+def math_text(text: object) -> str:
+    """Plain text for ``\\text{...}`` in Markdown maths (pandoc, MathJax): as ``latex``, but < > |
+    become maths symbols outside the text (never raw HTML), and " stays literal."""
+    clean = CONTROL.sub("", str(text)).replace("\n", " ")
+    return MATH_TEXT_PATTERN.sub(lambda m: MATH_TEXT_SPECIALS[m.group()], clean)
+
+
 MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]#|$~^])")  # ^ too: pandoc reads ^x^ as superscript
 
 

@@ -61,6 +61,7 @@ class SymcnnLatexPrinter(LatexPrinter):
         "fractions": False,
         "notation": None,
         "show_sample": False,
+        "text_escape": escape.latex,  # user text inside \text{...}
     }
 
     # symbols ---------------------------------------------------------------------------
@@ -79,7 +80,8 @@ class SymcnnLatexPrinter(LatexPrinter):
         if info.new:
             base = "{" + base + "'}"
         sup = sub = ""
-        owner = rf"\text{{{escape.latex(info.owner)}}}" if info.owner is not None else None
+        esc = self._settings["text_escape"]
+        owner = rf"\text{{{esc(info.owner)}}}" if info.owner is not None else None
         index = ",".join(str(i) for i in info.index)
         if owner_at == "sup" and owner:
             sup = owner
@@ -90,7 +92,7 @@ class SymcnnLatexPrinter(LatexPrinter):
         if info.grad:
             loss = "L"
             if self._settings["show_sample"] and info.sample is not None:
-                loss = rf"L^{{(\text{{{escape.latex(info.sample)}}})}}"
+                loss = rf"L^{{(\text{{{esc(info.sample)}}})}}"
             return rf"\frac{{\partial {loss}}}{{\partial {tex}}}"
         return tex
 

@@ -54,6 +54,7 @@ def environment(family: str, doc: Document) -> jinja2.Environment:
     printer = SymcnnLatexPrinter({
         "notation": doc.notation, "precision": doc.settings.precision,
         "fractions": doc.settings.fractions, "show_sample": doc.show_sample,
+        "text_escape": escape.latex if family == "latex" else escape.math_text,
     })
     env.filters.update(
         math=printer.doprint,

@@ -212,11 +212,6 @@ def test_markdown_converts_with_pandoc(tmp_path, scenario):
 
 
 @needs["pandoc"]
-@pytest.mark.xfail(strict=True, reason=(
-    "names in Markdown maths are escaped with escape.latex (symcnn/latex.py, symbol_tex): \\textless{}, "
-    "\\textgreater{}, \\textbar{}, \\textquotedbl{} inside \\text{} are not understood by pandoc's texmath "
-    "(nor by MathJax without textmacros), so such equations stay raw TeX. Needs a Markdown-maths escaper "
-    "passed to the printer for the markdown format; remove this marker then."))
 def test_hostile_markdown_maths_converts_without_warnings(tmp_path):
     (path,) = rendering.render_to_dir(symcnn.load(GOLDEN / "hostile.yaml"), "markdown", tmp_path, detail="summary")
     result = pandoc(path)
