@@ -54,6 +54,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         detail=args.detail,
         precision=args.precision,
         iterations=args.iterations,
+        fractions=args.fractions,
     )
     for path in written:
         print(path)
@@ -104,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detail", choices=("full", "summary"), default=None, help="expand every cell, or one per matrix")
     p.add_argument("--precision", type=int, default=None, help="decimals shown for rounded numbers")
     p.add_argument("--iterations", choices=("all", "first", "last"), default="all", help="which iterations to show")
+    p.add_argument(
+        "--fractions", action=argparse.BooleanOptionalAction, default=None,
+        help="show exact non-terminating values as fractions (1/3) instead of rounded decimals",
+    )
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser(

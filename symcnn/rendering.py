@@ -184,7 +184,11 @@ def first_latex_error(log: Path) -> str:
 
 
 def document_for(
-    sc: Scenario, detail: str | None = None, precision: int | None = None, iterations: str = "all"
+    sc: Scenario,
+    detail: str | None = None,
+    precision: int | None = None,
+    iterations: str = "all",
+    fractions: bool | None = None,
 ) -> Document:
     """Check the scenario (SymPy against NumPy) and build its worked solution."""
     from .verify import check
@@ -201,7 +205,7 @@ def document_for(
     settings = Settings(
         detail=detail or sc.display.get("detail", "summary"),
         precision=precision if precision is not None else sc.display.get("precision", 3),
-        fractions=sc.display.get("fractions", False),
+        fractions=fractions if fractions is not None else sc.display.get("fractions", False),
         iterations=iterations,
     )
     return build_document(report, settings)
@@ -236,13 +240,19 @@ def write_formats(doc: Document, formats, out: str | Path) -> list[Path]:
 
 
 def render_to_dir(
-    sc: Scenario, fmt: str, out: str | Path, detail: str | None = None, precision: int | None = None,
+    sc: Scenario,
+    fmt: str,
+    out: str | Path,
+    detail: str | None = None,
+    precision: int | None = None,
     iterations: str = "all",
+    fractions: bool | None = None,
 ) -> list[Path]:
-    """Check, build the document and write ``fmt`` into ``out``; returns the files written."""
+    """Check, build the document and write ``fmt`` into ``out``; returns the files written.
+    Options left as None take the scenario's ``display`` hints (else summary, 3 decimals, decimals)."""
     if fmt not in FORMATS:
         raise RenderError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
-    return write_formats(document_for(sc, detail, precision, iterations), [fmt], out)
+    return write_formats(document_for(sc, detail, precision, iterations, fractions), [fmt], out)
 
 
 def render_examples(out: str | Path, pdf: bool = True) -> list[Path]:

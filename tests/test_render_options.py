@@ -1,0 +1,31 @@
+"""Render options that change how numbers are shown."""
+
+from __future__ import annotations
+
+from symcnn import cli
+
+
+def thirds_scenario(tmp_path):
+    path = tmp_path / "thirds.yaml"
+    path.write_text(
+        "name: thirds\nclasses: [a, b]\n"
+        "inputs: [{name: x, label: a, pixels: [[1, 0, 0], [0, 1, 0], [0, 0, 0]]}]\n"
+        "conv: {filters: [{name: F, weights: [[1]]}]}\n"
+        "pool: {kind: avg, size: [1, 3]}\n"
+        "dense: {weights: [[1, 0, 0], [0, 1, 0]], biases: [0, 0]}\n"
+        "training: {learning_rate: 0.5}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_fractions_flag_shows_exact_thirds(tmp_path, capsys):
+    path = thirds_scenario(tmp_path)
+    assert cli.main(["render", str(path), "--format", "markdown", "--out", str(tmp_path / "dec")]) == 0
+    assert cli.main(["render", str(path), "--format", "markdown", "--out", str(tmp_path / "frac"), "--fractions"]) == 0
+    decimals = (tmp_path / "dec" / "thirds.md").read_text(encoding="utf-8")
+    fractions = (tmp_path / "frac" / "thirds.md").read_text(encoding="utf-8")
+    # the pooled mean of (1, 0, 0) is exactly 1/3
+    assert r"m^{\text{F}}_{1,1} = \frac{1}{3} \cdot (a^{\text{F}}_{1,1} + a^{\text{F}}_{1,2} + a^{\text{F}}_{1,3})" in decimals
+    assert r"(1 + 0 + 0) \approx 0.333" in decimals
+    assert r"(1 + 0 + 0) = \frac{1}{3}" in fractions
