@@ -17,13 +17,21 @@ from .scenario import Activation, Pool, Scenario, pool_window
 # ---------------------------------------------------------------- layers, forward next to backward
 
 
+# Rounding noise: a float sum whose exact value is 0 (0.1 + 0.2 - 0.3) lands within a few ulps of its
+# terms' magnitude. Such a value is taken as exactly 0, and max-pool values that close as tied, so
+# kinks (ReLU'(0) = 0) and ties (the first maximum wins) follow the exact arithmetic of the scenario.
+NOISE = 16 * np.finfo(np.float64).eps
+
+
 def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, padding: int):
-    """x: C x H x W, w: K x C x kh x kw -> z: K x H' x W' (cross-correlation) and the windows used."""
+    """x: C x H x W, w: K x C x kh x kw -> z: K x H' x W' (cross-correlation), the windows used, and
+    each cell's rounding-noise bound."""
     xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding)))
     kh, kw = w.shape[2:]
     windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
     z = np.einsum("chwuv,kcuv->khw", windows, w) + b[:, None, None]
-    return z, windows
+    noise = NOISE * (np.einsum("chwuv,kcuv->khw", np.abs(windows), np.abs(w)) + np.abs(b)[:, None, None])
+    return np.where(np.abs(z) <= noise, 0.0, z), windows, noise
 
 
 def conv_backward(dL_dz: np.ndarray, windows: np.ndarray):
@@ -60,7 +68,7 @@ def activate_derivative(z: np.ndarray, a: np.ndarray, activation: Activation) ->
     return np.ones_like(z)
 
 
-def pool_forward(a: np.ndarray, pool: Pool):
+def pool_forward(a: np.ndarray, pool: Pool, noise: np.ndarray | None = None):
     """a: K x H' x W' -> m: K x H'' x W'' and the routing needed by the backward step."""
     if pool.kind == "none":
         return a.copy(), None
@@ -68,7 +76,10 @@ def pool_forward(a: np.ndarray, pool: Pool):
     windows = sliding_window_view(a, (ph, pw), axis=(1, 2))[:, ::sh, ::sw]
     flat = windows.reshape(*windows.shape[:3], ph * pw)
     if pool.kind == "max":
-        winner = flat.argmax(axis=-1)  # first maximum in row-major order, as PyTorch
+        # the first maximum in row-major order, as PyTorch; values within rounding noise are ties
+        tolerance = 0.0 if noise is None else sliding_window_view(noise, (ph, pw), axis=(1, 2))[:, ::sh, ::sw]
+        tolerance = np.broadcast_to(tolerance, windows.shape).reshape(flat.shape)
+        winner = np.argmax(flat >= flat.max(axis=-1, keepdims=True) - 2 * tolerance, axis=-1)
         return np.take_along_axis(flat, winner[..., None], axis=-1)[..., 0], winner
     return flat.mean(axis=-1), None
 
@@ -200,9 +211,9 @@ def _to_json(value):
 
 def forward_backward(sc: Scenario, params: Params, x: np.ndarray, y: int) -> dict:
     """Every value of one sample's forward and backward pass at ``params``."""
-    z, windows = conv_forward(x, params.w, params.b, sc.conv.stride, sc.conv.padding)
+    z, windows, noise = conv_forward(x, params.w, params.b, sc.conv.stride, sc.conv.padding)
     a = activate(z, sc.activation)
-    m, winner = pool_forward(a, sc.pool)
+    m, winner = pool_forward(a, sc.pool, noise)
     f = m.reshape(-1)  # filter-major, then row-major
     o = params.W @ f + params.B
     p, L = softmax_cross_entropy(o, y)
