@@ -18,7 +18,8 @@ def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "dist"), str(ROOT)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if build.returncode != 0 and "hatchling" in build.stderr and "No matching distribution" in build.stderr:
         pytest.skip("hatchling (the build backend) cannot be fetched here")

@@ -65,17 +65,34 @@ def test_rounding_never_contradicts_the_value():
         (N("learning_rate"), r"\eta"),
         (hostile, r"o_{\text{\$\textbackslash{}input\{x\}\_\%\&\#\{\}\textasciitilde{}\textasciicircum{}}}"),
         (plus(times(W, f5), N("dense_bias", "cat")), r"W_{\text{cat},5} f_{5} + b_{\text{cat}}"),
-        (sympy.Add(sympy.Mul(Integer(1), Integer(0), evaluate=False), sympy.Mul(Integer(-1), Integer(1), evaluate=False),
-                   Rational(-1, 20), evaluate=False),
-         r"1 \cdot 0 + \left(-1\right) \cdot 1 - 0.05"),
+        (
+            sympy.Add(
+                sympy.Mul(Integer(1), Integer(0), evaluate=False),
+                sympy.Mul(Integer(-1), Integer(1), evaluate=False),
+                Rational(-1, 20),
+                evaluate=False,
+            ),
+            r"1 \cdot 0 + \left(-1\right) \cdot 1 - 0.05",
+        ),
         (Sub(Rational(1, 10), times(Rational(1, 10), sympy.Float(-0.428, 30))), r"0.1 - 0.1 \cdot \left(-0.428\right)"),
-        (Sub(W, times(N("learning_rate"), gW)), r"W_{\text{cat},5} - \eta \frac{\partial L}{\partial W_{\text{cat},5}}"),
+        (
+            Sub(W, times(N("learning_rate"), gW)),
+            r"W_{\text{cat},5} - \eta \frac{\partial L}{\partial W_{\text{cat},5}}",
+        ),
         (MaxOf(0, Integer(-2)), r"\max\left(0, -2\right)"),
         (MaxOf(Integer(0), Integer(0)), r"\max\left(0, 0\right)"),
-        (sympy.Mul(sympy.exp(o_cat, evaluate=False),
-                   sympy.Pow(plus(sympy.exp(o_cat, evaluate=False), Integer(1)), -1, evaluate=False), evaluate=False),
-         r"\frac{e^{o_{\text{cat}}}}{e^{o_{\text{cat}}} + 1}"),
-        (sympy.Mul(-1, sympy.log(N("prob", "cat"), evaluate=False), evaluate=False), r"-\log{\left(p_{\text{cat}} \right)}"),
+        (
+            sympy.Mul(
+                sympy.exp(o_cat, evaluate=False),
+                sympy.Pow(plus(sympy.exp(o_cat, evaluate=False), Integer(1)), -1, evaluate=False),
+                evaluate=False,
+            ),
+            r"\frac{e^{o_{\text{cat}}}}{e^{o_{\text{cat}}} + 1}",
+        ),
+        (
+            sympy.Mul(-1, sympy.log(N("prob", "cat"), evaluate=False), evaluate=False),
+            r"-\log{\left(p_{\text{cat}} \right)}",
+        ),
     ],
 )
 def test_printer(expr, expected):

@@ -26,6 +26,9 @@ def test_fractions_flag_shows_exact_thirds(tmp_path, capsys):
     decimals = (tmp_path / "dec" / "thirds.md").read_text(encoding="utf-8")
     fractions = (tmp_path / "frac" / "thirds.md").read_text(encoding="utf-8")
     # the pooled mean of (1, 0, 0) is exactly 1/3
-    assert r"m^{\text{F}}_{1,1} = \frac{1}{3} \cdot (a^{\text{F}}_{1,1} + a^{\text{F}}_{1,2} + a^{\text{F}}_{1,3})" in decimals
+    assert (
+        r"m^{\text{F}}_{1,1} = \frac{1}{3} \cdot (a^{\text{F}}_{1,1} + a^{\text{F}}_{1,2} + a^{\text{F}}_{1,3})"
+        in decimals
+    )
     assert r"(1 + 0 + 0) \approx 0.333" in decimals
     assert r"(1 + 0 + 0) = \frac{1}{3}" in fractions
