@@ -24,9 +24,12 @@ from .scenario import Scenario
 
 FORMATS = ("markdown", "latex", "beamer", "snippets", "pdf")
 LATEX_DELIMITERS = dict(
-    block_start_string=r"\BLOCK{", block_end_string="}",
-    variable_start_string=r"\VAR{", variable_end_string="}",
-    comment_start_string=r"\#{", comment_end_string="}",
+    block_start_string=r"\BLOCK{",
+    block_end_string="}",
+    variable_start_string=r"\VAR{",
+    variable_end_string="}",
+    comment_start_string=r"\#{",
+    comment_end_string="}",
     line_comment_prefix="%#",
 )
 FRAME_BUDGET = 11.0  # lines of a Beamer frame body
@@ -51,14 +54,20 @@ def environment(family: str, doc: Document) -> jinja2.Environment:
         autoescape=False,
         **options,
     )
-    printer = SymcnnLatexPrinter({
-        "notation": doc.notation, "precision": doc.settings.precision,
-        "fractions": doc.settings.fractions, "show_sample": doc.show_sample,
-        "text_escape": escape.latex if family == "latex" else escape.math_text,
-    })
+    printer = SymcnnLatexPrinter(
+        {
+            "notation": doc.notation,
+            "precision": doc.settings.precision,
+            "fractions": doc.settings.fractions,
+            "show_sample": doc.show_sample,
+            "text_escape": escape.latex if family == "latex" else escape.math_text,
+        }
+    )
     env.filters.update(
         math=printer.doprint,
-        rel=lambda value: "=" if format_number(value, doc.settings.precision, doc.settings.fractions)[1] else r"\approx",
+        rel=lambda value: (
+            "=" if format_number(value, doc.settings.precision, doc.settings.fractions)[1] else r"\approx"
+        ),
         matrix=lambda m: matrix_tex(m, printer),
         esc=escape.latex if family == "latex" else escape.markdown,
         columns=table_columns,
@@ -81,9 +90,7 @@ def matrix_tex(m: Matrix, printer: SymcnnLatexPrinter) -> str:
 
 def table_columns(table) -> str:
     """tabulary column types: numbers (maths) stay on one line (l), text columns may wrap (L)."""
-    return "".join(
-        "l" if all(row[i].math for row in table.rows) else "L" for i in range(len(table.header))
-    )
+    return "".join("l" if all(row[i].math for row in table.rows) else "L" for i in range(len(table.header)))
 
 
 def block_lines(block) -> float:
@@ -103,8 +110,10 @@ def split_tables(blocks) -> list:
     out = []
     for block in blocks:
         if block.kind == "table" and len(block.rows) > per_frame:
-            out += [dataclasses.replace(block, rows=block.rows[i:i + per_frame])
-                    for i in range(0, len(block.rows), per_frame)]
+            out += [
+                dataclasses.replace(block, rows=block.rows[i : i + per_frame])
+                for i in range(0, len(block.rows), per_frame)
+            ]
         else:
             out.append(block)
     return out
@@ -156,13 +165,23 @@ def compile_pdf(tex_files: list[Path], workdir: Path) -> list[Path]:
     """latexmk -pdf with shell escape off and reads/writes confined to the folder."""
     if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
         raise RenderError("pdf: latexmk and pdflatex are needed (Debian: texlive-latex-extra latexmk)")
-    env = {**os.environ, "openin_any": "p", "openout_any": "p", "shell_escape": "f",
-           "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"), "FORCE_SOURCE_DATE": "1"}
+    env = {
+        **os.environ,
+        "openin_any": "p",
+        "openout_any": "p",
+        "shell_escape": "f",
+        "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"),
+        "FORCE_SOURCE_DATE": "1",
+    }
     pdfs = []
     for tex in tex_files:
         result = subprocess.run(
             ["latexmk", "-pdf", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "-quiet", tex.name],
-            cwd=workdir, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
         )
         log = workdir / tex.with_suffix(".log").name
         if result.returncode != 0:
@@ -178,7 +197,7 @@ def first_latex_error(log: Path) -> str:
         return "LaTeX failed and wrote no log"
     for i, line in enumerate(lines):
         if line.startswith("!"):
-            where = next((l.split(" ", 1)[0] for l in lines[i + 1:i + 12] if l.startswith("l.")), "")
+            where = next((l.split(" ", 1)[0] for l in lines[i + 1 : i + 12] if l.startswith("l.")), "")
             return f"LaTeX error {line[1:].strip()}" + (f" at line {where[2:]}" if where else "")
     return "LaTeX failed (see the .log)"
 
@@ -222,7 +241,9 @@ def write_formats(doc: Document, formats, out: str | Path) -> list[Path]:
         work = Path(tmp)
         keep = []
         for fmt in formats:
-            files = {**render_text(doc, "latex"), **render_text(doc, "beamer")} if fmt == "pdf" else render_text(doc, fmt)
+            files = (
+                {**render_text(doc, "latex"), **render_text(doc, "beamer")} if fmt == "pdf" else render_text(doc, fmt)
+            )
             for name, text in files.items():
                 (work / name).parent.mkdir(parents=True, exist_ok=True)
                 (work / name).write_text(text, encoding="utf-8")
