@@ -6,7 +6,7 @@ import numpy as np
 import sympy
 
 from .algebra import exact, minus
-from .derivation import Deriver, StepDerivation, UpdateDerivation
+from .derivation import Deriver, StepDerivation, UpdateDerivation, activation_expr
 from .document import (
     Cell,
     Derivative,
@@ -23,6 +23,7 @@ from .document import (
     relu_display,
 )
 from .escape import slug
+from .scenario import pool_window
 from .verify import Report
 
 ACTIVATION_NAMES = {
@@ -115,19 +116,13 @@ class Builder:
         blocks = []
         kind = sc.activation.kind
         if kind != "none":
-            z = sympy.Symbol("z")
-            blocks.append(
-                Formula(
-                    sympy.Symbol("a"),
-                    relu_display(kind, z, exact(sc.activation.slope))
-                    or g["activated"].flat[0].general.xreplace({g["conv"].flat[0].symbol: z}),
-                )
-            )
+            z, slope = sympy.Symbol("z"), exact(sc.activation.slope)
+            blocks.append(Formula(sympy.Symbol("a"), relu_display(kind, z, slope) or activation_expr(sc.activation, z)))
+            conv_of = {a.symbol: zq for a, zq in zip(g["activated"].flat, g["conv"].flat)}
 
             def display(q):
-                cell = list(g["activated"].flat).index(q)
-                zq = g["conv"].flat[cell]
-                shown = relu_display(kind, zq.symbol, exact(sc.activation.slope))
+                zq = conv_of[q.symbol]
+                shown = relu_display(kind, zq.symbol, slope)
                 return (shown if shown is not None else q.general), {zq.symbol: zq.value}
 
             for k, flt in enumerate(sc.conv.filters):
@@ -137,8 +132,8 @@ class Builder:
         if sc.pool.kind != "none":
             blocks = []
             winners = self.winner_cells(step)
+            act_env = {q.symbol: q.value for q in g["activated"].flat}
             for k, flt in enumerate(sc.conv.filters):
-                act_env = {q.symbol: q.value for q in g["activated"].flat}
                 for q in cells_to_show(g["pooled"][k], self.settings.detail):
                     blocks.append(equation(q, q.general, act_env))
                 if winners:
@@ -159,8 +154,6 @@ class Builder:
     def winner_cells(self, step: StepDerivation) -> list[frozenset] | None:
         if self.sc.pool.kind != "max":
             return None
-        from .scenario import pool_window
-
         (ph, pw), (sh, sw) = pool_window(self.sc.pool, step.groups["activated"].shape[1:])
         out = []
         for k in range(step.winners.shape[0]):
