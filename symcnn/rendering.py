@@ -161,10 +161,17 @@ def render_text(doc: Document, fmt: str) -> dict[str, str]:
     raise RenderError(f"unknown format {fmt}")
 
 
+TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-latex-extra latexmk lmodern"
+
+
+def have_tex() -> bool:
+    return shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
+
+
 def compile_pdf(tex_files: list[Path], workdir: Path) -> list[Path]:
     """latexmk -pdf with shell escape off and reads/writes confined to the folder."""
-    if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
-        raise RenderError("pdf: latexmk and pdflatex are needed (Debian: texlive-latex-extra latexmk)")
+    if not have_tex():
+        raise RenderError(f"pdf: latexmk and pdflatex are needed (Debian: apt-get install {TEX_PACKAGES})")
     env = {
         **os.environ,
         "openin_any": "p",
@@ -277,7 +284,7 @@ def render_to_dir(
 
 
 def render_examples(out: str | Path, pdf: bool = True) -> list[Path]:
-    """Every built-in scenario in every format, into ``out/<name>/``."""
+    """Every built-in scenario in every format, into ``out/<name>/`` (PDFs only when ``pdf``)."""
     from .sources import builtin_names, load
 
     written = []

@@ -32,3 +32,14 @@ def test_fractions_flag_shows_exact_thirds(tmp_path, capsys):
     )
     assert r"(1 + 0 + 0) \approx 0.333" in decimals
     assert r"(1 + 0 + 0) = \frac{1}{3}" in fractions
+
+
+def test_examples_without_tex_skips_pdfs_with_a_warning(tmp_path, capsys, monkeypatch):
+    from symcnn import rendering
+
+    monkeypatch.setattr(rendering, "have_tex", lambda: False)
+    assert cli.main(["examples", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "PDFs skipped" in captured.err and "apt-get install" in captured.err
+    assert (tmp_path / "zebra-cat" / "zebra-cat.tex").is_file()
+    assert not list(tmp_path.rglob("*.pdf"))
