@@ -58,6 +58,6 @@ def markdown(text: object) -> str:
 
 
 def slug(text: object) -> str:
-    """A file-name-safe slug: img1 -> img1, 'Cat & Dog' -> cat-dog."""
-    value = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+    """A file-name-safe slug, case kept: img1 -> img1, 'Cat & Dog' -> Cat-Dog."""
+    value = re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-")
     return value or "x"

@@ -325,12 +325,12 @@ class Builder:
 
 
 def unique_slugs(names) -> list[str]:
-    """File-name-safe keys, made unique: ['Cat', 'cat!'] -> ['cat', 'cat-2']."""
+    """File-name-safe keys, unique even on case-insensitive disks: ['Cat', 'cat!'] -> ['Cat', 'cat-2']."""
     out: list[str] = []
     for name in names:
         base = key = slug(name)
         n = 1
-        while key in out:
+        while key.lower() in (k.lower() for k in out):
             n += 1
             key = f"{base}-{n}"
         out.append(key)
