@@ -1,0 +1,217 @@
+"""symcnn benchmark: one table, every figure from this one run, ratios against baselines measured here.
+
+    python bench/run.py                 # all configurations (several minutes)
+    python bench/run.py --quick         # the two small ones
+    python bench/run.py --markdown      # print the table as Markdown (for bench/RESULTS.md)
+
+Columns: NumPy forward+backward+update of the whole run in-process (the floor), then wall times of
+`symcnn values`, `symcnn check`, `symcnn render --format markdown` and `--format latex` (summary
+detail) as subprocesses, the peak memory (max RSS) of `check`, and the naive SymPy route (one composed
+loss, `diff` for every parameter, `subs`) capped at 60 s. Each time is also given as a ratio to the
+NumPy floor and to `python -c "import sympy"`, measured in the same run. Commands that exceed their cap
+show as `> cap`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+CAP = 300.0  # seconds for one symcnn command
+NAIVE_CAP = 60.0
+
+# name, input size, channels, filters, kernel, pool, classes
+CONFIGS = [
+    ("4x4, 2x2x2, none, 2 (four-images)", 4, 1, 2, 2, 0, 2),
+    ("8x8, 4x3x3, 2, 3", 8, 1, 4, 3, 2, 3),
+    ("16x16, 4x3x3, 2, 10", 16, 1, 4, 3, 2, 10),
+    ("28x28, 8x3x3, 2, 10", 28, 1, 8, 3, 2, 10),
+    ("28x28x3, 8x3x3, 2, 10", 28, 3, 8, 3, 2, 10),
+]
+
+
+def scenario(size: int, channels: int, filters: int, kernel: int, pool: int, classes: int) -> dict:
+    """A seeded scenario with two inputs of one-decimal pixels (exact for SymPy, as a teacher writes)."""
+    if size == 4:
+        from symcnn.sources import read_source
+
+        return read_source("four-images")[0]
+    rng = np.random.default_rng(size * 100 + channels)
+    shape = (channels, size, size) if channels > 1 else (size, size)
+    fshape = (channels, kernel, kernel) if channels > 1 else (kernel, kernel)
+    conv = size - kernel + 1
+    pooled = conv // pool if pool else conv
+    features = filters * pooled * pooled
+    return {
+        "name": f"bench-{size}-{channels}",
+        "classes": [f"c{i}" for i in range(classes)],
+        "inputs": [
+            {"name": f"x{i}", "label": f"c{i % classes}", "pixels": np.round(rng.uniform(0, 1, shape), 1).tolist()}
+            for i in range(2)
+        ],
+        "conv": {
+            "filters": [
+                {"name": f"F{k}", "weights": np.round(rng.uniform(-1, 1, fshape), 1).tolist(), "bias": 0.1}
+                for k in range(filters)
+            ]
+        },
+        "activation": "relu",
+        "pool": {"kind": "max", "size": pool} if pool else "none",
+        "dense": {
+            "weights": np.round(rng.uniform(-0.1, 0.1, (classes, features)), 2).tolist(),
+            "biases": [0.0] * classes,
+        },
+        "training": {"learning_rate": 0.1, "iterations": 1},
+    }
+
+
+def timed(command: list[str], cap: float) -> tuple[float | None, int]:
+    """Wall time (None past the cap) and peak RSS in KiB of one subprocess."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = start + cap
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            elapsed = time.perf_counter() - start
+            process.returncode = os.waitstatus_to_exitcode(status)
+            if process.returncode != 0:
+                raise RuntimeError(f"{' '.join(command)} failed: {process.stderr.read().decode()[-500:]}")
+            return elapsed, usage.ru_maxrss
+        if time.perf_counter() > deadline:
+            process.kill()
+            _, _, usage = os.wait4(process.pid, 0)
+            return None, usage.ru_maxrss
+        time.sleep(0.005)
+
+
+def numpy_floor(data: dict) -> float:
+    import symcnn
+
+    sc = symcnn.load(data)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        symcnn.run(sc)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+NAIVE = r"""
+import json, sys, sympy
+from sympy import Max, Symbol, exp, log
+d = json.load(open(sys.argv[1]))
+x = d["inputs"][0]["pixels"]
+x = x if isinstance(x[0][0], list) else [x]
+C, H, W = len(x), len(x[0]), len(x[0][0])
+filters = [f["weights"] if isinstance(f["weights"][0][0], list) else [f["weights"]] for f in d["conv"]["filters"]]
+k = len(filters[0][0])
+values, z = {}, []
+for n, f in enumerate(filters):
+    b = Symbol(f"b{n}"); values[b] = sympy.nsimplify(d["conv"]["filters"][n].get("bias", 0))
+    w = {(c, u, v): Symbol(f"w{n}_{c}{u}{v}") for c in range(C) for u in range(k) for v in range(k)}
+    for key, s in w.items():
+        values[s] = sympy.nsimplify(f[key[0]][key[1]][key[2]])
+    z.append([[Max(0, sum(w[c, u, v] * sympy.nsimplify(x[c][i + u][j + v]) for c in range(C) for u in range(k) for v in range(k)) + b)
+               for j in range(W - k + 1)] for i in range(H - k + 1)])
+pool = d["pool"]
+p = pool["size"] if isinstance(pool, dict) else 1
+feats = [Max(*[m[i + a][j + c] for a in range(p) for c in range(p)]) if p > 1 else m[i][j]
+         for m in z for i in range(0, len(m) - p + 1, p) for j in range(0, len(m[0]) - p + 1, p)]
+logits = []
+for c, row in enumerate(d["dense"]["weights"]):
+    Wc = [Symbol(f"W{c}_{n}") for n in range(len(row))]
+    values.update({s: sympy.nsimplify(v) for s, v in zip(Wc, row)})
+    logits.append(sum(a * f for a, f in zip(Wc, feats)) + sympy.nsimplify(d["dense"]["biases"][c]))
+y = d["classes"].index(d["inputs"][0]["label"])
+L = -log(exp(logits[y]) / sum(exp(o) for o in logits))
+grads = [sympy.diff(L, s).subs(values).evalf() for s in values]
+"""
+
+
+def naive(path: Path) -> float | None:
+    return timed([sys.executable, "-c", NAIVE, str(path)], NAIVE_CAP)[0]
+
+
+def fmt(seconds: float | None, cap: float) -> str:
+    return (
+        f"> {cap:.0f} s" if seconds is None else (f"{seconds * 1000:.2f} ms" if seconds < 0.1 else f"{seconds:.2f} s")
+    )
+
+
+def ratio(seconds: float | None, base: float) -> str:
+    return "—" if seconds is None else f"{seconds / base:,.0f}×" if seconds / base >= 100 else f"{seconds / base:.1f}×"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="only the two smallest configurations")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument(
+        "--cap", type=float, default=CAP, help=f"seconds allowed per symcnn command (default {CAP:.0f})"
+    )
+    args = parser.parse_args()
+    cap = args.cap
+    configs = CONFIGS[:2] if args.quick else CONFIGS
+    symcnn = [sys.executable, "-m", "symcnn"]
+    import_sympy = statistics.median(timed([sys.executable, "-c", "import sympy"], 60)[0] for _ in range(5))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, size, channels, filters, kernel, pool, classes in configs:
+            data = scenario(size, channels, filters, kernel, pool, classes)
+            path = Path(tmp) / f"{data['name']}.json"
+            path.write_text(json.dumps(data))
+            floor = numpy_floor(data)
+            values = timed([*symcnn, "values", str(path)], cap)[0]
+            check, rss = timed([*symcnn, "check", str(path)], cap)
+            out = Path(tmp) / "out"
+            md = timed([*symcnn, "render", str(path), "--format", "markdown", "--out", str(out)], cap)[0]
+            tex = timed([*symcnn, "render", str(path), "--format", "latex", "--out", str(out)], cap)[0]
+            slow = naive(path) if size <= 8 else None
+            rows.append((name, floor, values, check, md, tex, rss, slow, size <= 8))
+            print(f"done: {name}", file=sys.stderr)
+    header = [
+        "configuration",
+        "NumPy run (floor)",
+        "values",
+        "check",
+        "render md",
+        "render latex",
+        "peak MiB (check)",
+        "naive SymPy",
+    ]
+    lines = []
+    for name, floor, values, check, md, tex, rss, slow, tried in rows:
+        cells = [name, fmt(floor, cap)]
+        for t in (values, check, md, tex):
+            cells.append(f"{fmt(t, cap)} ({ratio(t, floor)} floor, {ratio(t, import_sympy)} sympy)")
+        cells.append(f"{rss / 1024:.0f}")
+        cells.append(fmt(slow, NAIVE_CAP) if tried else "not tried")
+        lines.append(cells)
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
+    )
+    if args.markdown:
+        print(f'Machine: {machine}. `python -c "import sympy"`: {import_sympy:.3f} s (median of 5).\n')
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for cells in lines:
+            print("| " + " | ".join(cells) + " |")
+    else:
+        print(f"{machine}; import sympy {import_sympy:.3f} s")
+        for cells in [header, *lines]:
+            print("  ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
