@@ -27,6 +27,7 @@ __all__ = [
     "check",
     "derive",
     "load",
+    "render",
     "run",
 ]
 __version__ = "0.1.0"
@@ -49,3 +50,13 @@ def check(scenario):
     from .verify import check as _check
 
     return _check(load(scenario))
+
+
+def render(scenario, fmt: str, out, **options):
+    """Write the worked solution in ``fmt`` (markdown, latex, beamer, snippets, pdf) into the folder ``out``.
+
+    Options: detail ("summary" or "full"), precision, iterations ("all", "first", "last"), fractions.
+    Returns the paths written."""
+    from .rendering import render_to_dir
+
+    return render_to_dir(load(scenario), fmt, out, **options)

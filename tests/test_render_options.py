@@ -43,3 +43,12 @@ def test_examples_without_tex_skips_pdfs_with_a_warning(tmp_path, capsys, monkey
     assert "PDFs skipped" in captured.err and "apt-get install" in captured.err
     assert (tmp_path / "zebra-cat" / "zebra-cat.tex").is_file()
     assert not list(tmp_path.rglob("*.pdf"))
+
+
+def test_python_api_renders(tmp_path):
+    import symcnn
+
+    written = symcnn.render("zebra-cat", "markdown", tmp_path, detail="full", iterations="last")
+    assert [p.name for p in written] == ["zebra-cat.md"]
+    text = written[0].read_text(encoding="utf-8")
+    assert "## Pass 2, zebra" in text and "## Pass 1," not in text
