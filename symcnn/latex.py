@@ -22,16 +22,13 @@ def format_number(value, precision: int = 3, fractions: bool = False) -> tuple[s
     if v.is_Rational:
         if v.q == 1:
             return str(int(v.p)), True
-        q = int(v.q)
-        for prime in (2, 5):
-            while q % prime == 0:
-                q //= prime
-        decimals = len(str(Decimal(int(v.p)) / Decimal(int(v.q))).split(".")[1]) if q == 1 else None
+        decimals = terminating_decimals(int(v.q))
         if fractions and (decimals is None or decimals > precision):
             sign = "-" if v.p < 0 else ""
             return rf"{sign}\frac{{{abs(int(v.p))}}}{{{int(v.q)}}}", True
         if decimals is not None and decimals <= max(precision, MAX_EXACT_DECIMALS):
-            return _plain(Decimal(int(v.p)) / Decimal(int(v.q)), strip=True), True
+            scaled = Decimal(int(v.p) * 10**decimals // int(v.q)).scaleb(-decimals)  # exact
+            return _plain(scaled, strip=True), True
     number = Decimal(str(sympy.Float(v, 30)))
     if number == 0:
         return "0", True
@@ -40,6 +37,18 @@ def format_number(value, precision: int = 3, fractions: bool = False) -> tuple[s
         return rf"{mantissa} \times 10^{{{int(exponent)}}}", False
     rounded = number.quantize(Decimal(10) ** -precision, rounding=ROUND_HALF_EVEN)
     return _plain(rounded) if rounded != 0 else "0", False
+
+
+def terminating_decimals(q: int) -> int | None:
+    """Decimals of p/q written out exactly (q = 2^a 5^b needs max(a, b)); None if it never ends."""
+    counts = []
+    for prime in (2, 5):
+        n = 0
+        while q % prime == 0:
+            q //= prime
+            n += 1
+        counts.append(n)
+    return max(counts) if q == 1 else None
 
 
 def _plain(number: Decimal, strip: bool = False) -> str:

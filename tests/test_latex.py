@@ -35,6 +35,8 @@ hostile = N("logit", "$\\input{x}_%&#{}~^")
         (Integer(0), ("0", True)),
         (sympy.Float("-0.0001"), (r"-1.00 \times 10^{-4}", False)),
         (Rational(-1, 1024), ("-0.001", False)),
+        (Rational(1, 2**40), (r"9.09 \times 10^{-13}", False)),  # exact, but 40 decimals long
+        (Rational(123456789, 1000), ("123456.789", True)),
     ],
 )
 def test_format_number(value, expected):

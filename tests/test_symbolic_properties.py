@@ -1,0 +1,29 @@
+"""SymPy against NumPy on random scenarios over every option (channels, stride, padding, every
+activation and pooling, all update modes, filter updates), and every displayed equation re-evaluated."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, assume, given, settings
+
+import symcnn
+from symcnn.rendering import render_text
+from symcnn.worked import build_document
+
+try:
+    from .reference import reference_run
+    from .test_properties import rounding_ambiguous, scenarios
+except ImportError:  # run as a top-level module
+    from tests.reference import reference_run
+    from tests.test_properties import rounding_ambiguous, scenarios
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(scenarios(max_hw=5, max_filters=2, max_classes=3, max_inputs=2, max_iterations=2))
+def test_sympy_and_numpy_agree_and_every_shown_equation_holds(scenario: dict) -> None:
+    assume(not rounding_ambiguous(scenario, reference_run(scenario, conv_magnitudes=True)))
+    report = symcnn.check(scenario)
+    assert report.ok, report.table()
+    assert report.compared > 0 and not report.missing
+    # building the document re-evaluates every substituted form shown and raises if one differs
+    document = build_document(report)
+    assert "Verification" in render_text(document, "markdown")[f"{document.name}.md"]
