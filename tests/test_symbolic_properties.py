@@ -17,10 +17,24 @@ except ImportError:  # run as a top-level module
     from tests.test_properties import rounding_ambiguous, scenarios
 
 
+def numbers(data):
+    if isinstance(data, dict):
+        for value in data.values():
+            yield from numbers(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from numbers(value)
+    elif isinstance(data, (int, float)) and not isinstance(data, bool):
+        yield data
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(scenarios(max_hw=5, max_filters=2, max_classes=3, max_inputs=2, max_iterations=2))
 def test_sympy_and_numpy_agree_and_every_shown_equation_holds(scenario: dict) -> None:
     assume(not rounding_ambiguous(scenario, reference_run(scenario, conv_magnitudes=True)))
+    # products of numbers below ~1e-162 underflow to 0 in float64 (exact arithmetic keeps them),
+    # which moves a ReLU kink: a limit of floating point, not of either engine
+    assume(all(n == 0 or abs(n) > 1e-100 for n in numbers(scenario)))
     report = symcnn.check(scenario)
     assert report.ok, report.table()
     assert report.compared > 0 and not report.missing
