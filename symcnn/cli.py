@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", type=int, default=None, help="decimals shown for rounded numbers")
     p.add_argument("--iterations", choices=("all", "first", "last"), default="all", help="which iterations to show")
     p.add_argument(
-        "--fractions", action=argparse.BooleanOptionalAction, default=None,
+        "--fractions",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="show exact non-terminating values as fractions (1/3) instead of rounded decimals",
     )
     p.set_defaults(func=cmd_render)

@@ -63,10 +63,11 @@ class Derivative:
 @dataclass(frozen=True)
 class Matrix:
     name: sympy.Expr
-    values: np.ndarray  # 2-D of SymPy numbers
-    marks: frozenset = frozenset()  # (row, col) cells to highlight
+    values: np.ndarray  # 2-D of SymPy numbers; None where rows/columns are elided (shown as dots)
+    marks: frozenset = frozenset()  # (row, col) cells to highlight, in shown positions
     columns: tuple[int, int] | None = None  # 1-based first/last column when chunked
     kind: str = "matrix"
+    shape: tuple[int, int] | None = None  # the full size, when the matrix is elided
 
 
 @dataclass(frozen=True)
@@ -132,11 +133,35 @@ def equation(q: Quantity, general: sympy.Expr | None = None, env: dict | None = 
     return Equation(q.symbol, general, substituted, q.value)
 
 
-def matrices(name: sympy.Expr, array: np.ndarray, marks=frozenset()) -> list[Matrix]:
-    """A 2-D array of quantities (or numbers) as matrix blocks, chunked by columns when wide."""
+ELIDE_ABOVE = 8  # summary detail: a matrix of more than 8x8 entries shows the first and last entries of
+# each dimension longer than 8 around dots
+HEAD, TAIL = 5, 3
+
+
+def kept(n: int) -> list[int | None]:
+    """Indices shown of a dimension of size n: all, or the first HEAD, a gap (None), the last TAIL."""
+    return list(range(n)) if n <= ELIDE_ABOVE else [*range(HEAD), None, *range(n - TAIL, n)]
+
+
+def elided(values: np.ndarray, marks) -> tuple[np.ndarray, frozenset]:
+    rows, cols = kept(values.shape[0]), kept(values.shape[1])
+    shown = np.empty((len(rows), len(cols)), object)
+    for a, i in enumerate(rows):
+        for b, j in enumerate(cols):
+            shown[a, b] = None if i is None or j is None else values[i, j]
+    where = {(i, j): (a, b) for a, i in enumerate(rows) for b, j in enumerate(cols) if i is not None and j is not None}
+    return shown, frozenset(where[m] for m in marks if m in where)
+
+
+def matrices(name: sympy.Expr, array: np.ndarray, marks=frozenset(), elide: bool = False) -> list[Matrix]:
+    """A 2-D array of quantities (or numbers) as matrix blocks: elided around dots when large and
+    ``elide`` (summary detail), else chunked by columns when wide."""
     values = np.vectorize(lambda q: q.value if isinstance(q, Quantity) else q, otypes=[object])(array)
     if values.ndim == 1:
         values = values[None, :]
+    if elide and values.size > ELIDE_ABOVE**2:
+        shown, shown_marks = elided(values, marks)
+        return [Matrix(name, shown, shown_marks, shape=values.shape)]
     width = values.shape[1]
     if width <= MAX_COLUMNS:
         return [Matrix(name, values, frozenset(marks))]

@@ -78,10 +78,17 @@ def environment(family: str, doc: Document) -> jinja2.Environment:
 
 
 def matrix_tex(m: Matrix, printer: SymcnnLatexPrinter) -> str:
+    gap_rows = {i for i, row in enumerate(m.values) if all(v is None for v in row)}
+    gap_cols = {j for j in range(m.values.shape[1]) if all(v is None for v in m.values[:, j])}
     rows = []
     for i, row in enumerate(m.values):
         cells = []
         for j, value in enumerate(row):
+            if value is None:  # elided: dots along the gap
+                cells.append(
+                    r"\ddots" if i in gap_rows and j in gap_cols else r"\vdots" if i in gap_rows else r"\cdots"
+                )
+                continue
             tex = printer.doprint(value)
             cells.append(rf"\boxed{{{tex}}}" if (i, j) in m.marks else tex)
         rows.append(" & ".join(cells))

@@ -52,6 +52,9 @@ class Builder:
         self.sample_keys = dict(zip((x.name for x in self.sc.inputs), unique_slugs(x.name for x in self.sc.inputs)))
 
     # ------------------------------------------------------------------ helpers
+    def matrices(self, name, array: np.ndarray, marks=frozenset()) -> list:
+        return matrices(name, array, marks, elide=self.settings.detail == "summary")
+
     def equations(self, blocks: list, array: np.ndarray, display=None) -> None:
         for q in cells_to_show(array, self.settings.detail):
             if display is None:
@@ -68,15 +71,15 @@ class Builder:
             blocks.append(Text(f"Image {x.name} (label {x.label}):"))
             values = np.vectorize(exact, otypes=[object])(x.pixels)
             for c in range(values.shape[0]):
-                blocks += matrices(self.N("input", None), values[c])
+                blocks += self.matrices(self.N("input", None), values[c])
         for flt in sc.conv.filters:
             blocks.append(Text(f"Filter {flt.name}, bias {self.plain_number(flt.bias)}:"))
             values = np.vectorize(exact, otypes=[object])(flt.weights)
             for c in range(values.shape[0]):
-                blocks += matrices(self.N("filter", flt.name), values[c])
+                blocks += self.matrices(self.N("filter", flt.name), values[c])
         blocks.append(Text("Dense layer weights (one row per class) and biases:"))
-        blocks += matrices(self.N("dense_weight", None), np.vectorize(exact, otypes=[object])(sc.dense.weights))
-        blocks += matrices(self.N("dense_bias", None), np.vectorize(exact, otypes=[object])(sc.dense.biases))
+        blocks += self.matrices(self.N("dense_weight", None), np.vectorize(exact, otypes=[object])(sc.dense.weights))
+        blocks += self.matrices(self.N("dense_bias", None), np.vectorize(exact, otypes=[object])(sc.dense.biases))
         pool = sc.pool
         pool_text = (
             "no pooling"
@@ -111,7 +114,7 @@ class Builder:
         for k, flt in enumerate(sc.conv.filters):
             blocks = [conv_sum(self.deriver, k)]
             self.equations(blocks, g["conv"][k])
-            blocks += matrices(N("conv", flt.name), g["conv"][k])
+            blocks += self.matrices(N("conv", flt.name), g["conv"][k])
             sections.append(Section(f"Convolution with filter {flt.name}", f"{key}-conv-{self.filter_keys[k]}", blocks))
         blocks = []
         kind = sc.activation.kind
@@ -127,7 +130,7 @@ class Builder:
 
             for k, flt in enumerate(sc.conv.filters):
                 self.equations(blocks, g["activated"][k], display)
-                blocks += matrices(N("activated", flt.name), g["activated"][k])
+                blocks += self.matrices(N("activated", flt.name), g["activated"][k])
             sections.append(Section(ACTIVATION_NAMES[kind], f"{key}-activation", blocks))
         if sc.pool.kind != "none":
             blocks = []
@@ -138,11 +141,11 @@ class Builder:
                     blocks.append(equation(q, q.general, act_env))
                 if winners:
                     blocks.append(Text(f"Winning cells of {flt.name} (boxed):"))
-                    blocks += matrices(N("activated", flt.name), g["activated"][k], winners[k])
-                blocks += matrices(N("pooled", flt.name), g["pooled"][k])
+                    blocks += self.matrices(N("activated", flt.name), g["activated"][k], winners[k])
+                blocks += self.matrices(N("pooled", flt.name), g["pooled"][k])
             sections.append(Section(f"{sc.pool.kind.capitalize()} pooling", f"{key}-pool", blocks))
         blocks = [Text("Flatten: filter by filter, row by row.")]
-        blocks += matrices(N("feature", None), g["features"])
+        blocks += self.matrices(N("feature", None), g["features"])
         sections.append(Section("Flatten", f"{key}-flatten", blocks))
         blocks = [equation(q) for q in g["logits"]]
         sections.append(Section("Dense layer (logits)", f"{key}-logits", blocks))
@@ -181,7 +184,7 @@ class Builder:
         sections = [Section("Backward: loss to logits", f"{key}-grad-logits", blocks)]
         blocks = []
         self.equations(blocks, g["grad_dense_weights"])
-        blocks += matrices(N.grad("dense_weight", None), g["grad_dense_weights"])
+        blocks += self.matrices(N.grad("dense_weight", None), g["grad_dense_weights"])
         blocks += [equation(q) for q in g["grad_dense_biases"]]
         sections.append(Section("Backward: dense weights and biases", f"{key}-grad-dense", blocks))
         if sc.training.update_filters:
@@ -191,7 +194,7 @@ class Builder:
             for k, flt in enumerate(sc.conv.filters):
                 self.equations(blocks, g["grad_filters"][k])
                 for c in range(g["grad_filters"].shape[1]):
-                    blocks += matrices(N.grad("filter", flt.name), g["grad_filters"][k, c])
+                    blocks += self.matrices(N.grad("filter", flt.name), g["grad_filters"][k, c])
                 blocks.append(equation(g["grad_filter_biases"][k]))
             sections.append(Section("Backward: filters", f"{key}-grad-filters", blocks))
         return sections
@@ -199,13 +202,15 @@ class Builder:
     def update(self, update: UpdateDerivation, key: str) -> Section:
         g, blocks = update.groups, []
         self.equations(blocks, g["dense_weights"])
-        blocks += matrices(self.N("dense_weight", None, new=True), g["dense_weights"])
+        blocks += self.matrices(self.N("dense_weight", None, new=True), g["dense_weights"])
         blocks += [equation(q) for q in g["dense_biases"]]
         if self.sc.training.update_filters:
             for k in range(g["filters"].shape[0]):
                 self.equations(blocks, g["filters"][k])
                 for c in range(g["filters"].shape[1]):
-                    blocks += matrices(self.N("filter", self.sc.conv.filters[k].name, new=True), g["filters"][k, c])
+                    blocks += self.matrices(
+                        self.N("filter", self.sc.conv.filters[k].name, new=True), g["filters"][k, c]
+                    )
                 blocks.append(equation(g["filter_biases"][k]))
         after = f" after {update.after}" if update.after else f" after pass {update.iteration}"
         return Section(f"Update{after}", f"{key}-update", blocks)

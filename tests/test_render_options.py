@@ -52,3 +52,26 @@ def test_python_api_renders(tmp_path):
     assert [p.name for p in written] == ["zebra-cat.md"]
     text = written[0].read_text(encoding="utf-8")
     assert "## Pass 2, zebra" in text and "## Pass 1," not in text
+
+
+def test_summary_elides_large_matrices_and_full_shows_every_entry(tmp_path):
+    import numpy as np
+
+    import symcnn
+
+    rng = np.random.default_rng(3)
+    data = {
+        "name": "big",
+        "classes": ["a", "b"],
+        "inputs": [{"name": "x", "label": "a", "pixels": np.round(rng.uniform(0, 1, (12, 12)), 1).tolist()}],
+        "conv": {"filters": [{"name": "F", "weights": [[1, 0], [0, -1]]}]},
+        "dense": {"weights": np.round(rng.uniform(-0.1, 0.1, (2, 121)), 2).tolist(), "biases": [0, 0]},
+        "training": {"learning_rate": 0.1},
+    }
+    (summary,) = symcnn.render(data, "markdown", tmp_path / "s")
+    (full,) = symcnn.render(data, "markdown", tmp_path / "f", detail="full")
+    summary, full = summary.read_text(encoding="utf-8"), full.read_text(encoding="utf-8")
+    assert "12×12, the middle elided" in summary and r"\ddots" in summary and r"\cdots" in summary
+    assert "the middle elided" not in full and r"\ddots" not in full
+    biggest = max(line.count("&") + 1 for line in summary.splitlines() if "bmatrix" in line)
+    assert biggest <= 9 * 9  # never a 12x12 (or 1x121) table in summary
