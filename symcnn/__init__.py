@@ -10,7 +10,7 @@ SymPy is imported only by derive/check, so `load` and `run` stay fast.
 
 from __future__ import annotations
 
-from .errors import RenderError, ScenarioError, SymcnnError, VerificationError
+from .errors import RenderError, ScenarioError, SymcnnError, UsageError, VerificationError
 from .numeric import Trace
 from .numeric import run as _run
 from .scenario import Scenario
@@ -22,6 +22,7 @@ __all__ = [
     "ScenarioError",
     "SymcnnError",
     "Trace",
+    "UsageError",
     "VerificationError",
     "builtin_names",
     "check",

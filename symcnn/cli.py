@@ -55,6 +55,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         precision=args.precision,
         iterations=args.iterations,
         fractions=args.fractions,
+        force=args.force,
     )
     for path in written:
         print(path)
@@ -113,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="show exact non-terminating values as fractions (1/3) instead of rounded decimals",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="write a --detail full document even if it runs to hundreds of pages"
     )
     p.set_defaults(func=cmd_render)
 

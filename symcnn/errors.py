@@ -30,3 +30,9 @@ class RenderError(SymcnnError):
     """A document could not be written or compiled."""
 
     exit_code = 1
+
+
+class UsageError(SymcnnError):
+    """A request that needs confirming or changing, e.g. a huge --detail full document."""
+
+    exit_code = 2

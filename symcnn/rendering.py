@@ -18,7 +18,7 @@ import jinja2
 
 from . import escape
 from .document import Document, Matrix, Settings
-from .errors import RenderError, VerificationError
+from .errors import RenderError, UsageError, VerificationError
 from .latex import SymcnnLatexPrinter, format_number
 from .scenario import Scenario
 
@@ -32,6 +32,8 @@ LATEX_DELIMITERS = dict(
     comment_end_string="}",
     line_comment_prefix="%#",
 )
+LINES_PER_VALUE, LINES_PER_PAGE = 4, 50  # an expanded equation takes about 4 lines of an A4 page
+MAX_FULL_PAGES = 200  # --detail full beyond this asks for --force
 FRAME_BUDGET = 11.0  # lines of a Beamer frame body
 TABLE_ROW_LINES = 0.7  # a \footnotesize table row, in frame lines
 
@@ -222,6 +224,7 @@ def document_for(
     precision: int | None = None,
     iterations: str = "all",
     fractions: bool | None = None,
+    force: bool = False,
 ) -> Document:
     """Check the scenario (SymPy against NumPy) and build its worked solution."""
     from .verify import check
@@ -235,8 +238,15 @@ def document_for(
             "`symcnn check` shows the table. A value exactly at a ReLU kink or a max-pool tie in exact "
             "arithmetic but not in floating point does this."
         )
+    detail = detail or sc.display.get("detail", "summary")
+    pages = round(report.compared * LINES_PER_VALUE / LINES_PER_PAGE)
+    if detail == "full" and pages > MAX_FULL_PAGES and not force:
+        raise UsageError(
+            f"--detail full: about {pages:,} pages ({report.compared:,} values, each an equation); "
+            "add --force to write them anyway, or use --detail summary"
+        )
     settings = Settings(
-        detail=detail or sc.display.get("detail", "summary"),
+        detail=detail,
         precision=precision if precision is not None else sc.display.get("precision", 3),
         fractions=fractions if fractions is not None else sc.display.get("fractions", False),
         iterations=iterations,
@@ -282,12 +292,13 @@ def render_to_dir(
     precision: int | None = None,
     iterations: str = "all",
     fractions: bool | None = None,
+    force: bool = False,
 ) -> list[Path]:
     """Check, build the document and write ``fmt`` into ``out``; returns the files written.
     Options left as None take the scenario's ``display`` hints (else summary, 3 decimals, decimals)."""
     if fmt not in FORMATS:
         raise RenderError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
-    return write_formats(document_for(sc, detail, precision, iterations, fractions), [fmt], out)
+    return write_formats(document_for(sc, detail, precision, iterations, fractions, force), [fmt], out)
 
 
 def render_examples(out: str | Path, pdf: bool = True) -> list[Path]:

@@ -75,3 +75,16 @@ def test_summary_elides_large_matrices_and_full_shows_every_entry(tmp_path):
     assert "the middle elided" not in full and r"\ddots" not in full
     biggest = max(line.count("&") + 1 for line in summary.splitlines() if "bmatrix" in line)
     assert biggest <= 9 * 9  # never a 12x12 (or 1x121) table in summary
+
+
+def test_huge_full_detail_asks_for_force(tmp_path, capsys, monkeypatch):
+    from symcnn import rendering
+
+    monkeypatch.setattr(rendering, "MAX_FULL_PAGES", 50)  # four-images full is about 104 pages
+    out = tmp_path / "out"
+    assert cli.main(["render", "four-images", "--format", "markdown", "--detail", "full", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --detail full: about 104 pages") and "--force" in err and err.count("\n") == 1
+    assert not out.exists() or not any(out.iterdir())
+    assert cli.main(["render", "four-images", "-f", "markdown", "--detail", "full", "-o", str(out), "--force"]) == 0
+    assert (out / "four-images.md").is_file()
