@@ -20,6 +20,7 @@ from sympy import Add, Mul, Piecewise, Pow, Rational, exp, log
 from .algebra import MaxOf, Quantity, chain, exact, minus, plus, quantity, times
 from .errors import VerificationError
 from .numeric import GRAD_KEYS
+from .progress import progress
 from .scenario import Activation, Scenario, pool_window
 from .symbols import Notation
 
@@ -399,6 +400,7 @@ def derive(sc: Scenario) -> Derivation:
         updates.append(record)
         return D.update(record, params, pending, 1 if per_sample else scale)
 
+    bar = progress(len(sc.inputs) * (sc.training.iterations + 1), f"deriving {sc.name}")
     for iteration in range(1, sc.training.iterations + 1):
         pending = []
         for sample in sc.inputs:
@@ -407,6 +409,7 @@ def derive(sc: Scenario) -> Derivation:
             env = dict(params)
             D.forward(record, env, sample.pixels, y)
             D.backward(record, env, y)
+            bar.update()
             steps.append(record)
             pending.append(record)
             if per_sample:
@@ -419,6 +422,8 @@ def derive(sc: Scenario) -> Derivation:
     for n, sample in enumerate(sc.inputs):
         record = StepDerivation(f"final[{n}]", sample.name, sample.label, None)
         D.forward(record, dict(params), sample.pixels, sc.label_index(sample))
+        bar.update()
         final.append(record)
+    bar.close()
     softmax = {y: softmax_derivation(sc.classes, y) for y in {sc.label_index(s) for s in sc.inputs}}
     return Derivation(sc, D.N, initial, steps, updates, final, softmax)
