@@ -125,12 +125,19 @@ def terms_with(general: sympy.Expr) -> dict:
     return index
 
 
+def diff(expr: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
+    """SymPy's derivative of ``expr``: the class's own ``_eval_derivative`` (the rule ``sympy.diff``
+    dispatches to), called directly to skip the Derivative wrapper; ``sympy.diff`` where a class has none."""
+    result = expr._eval_derivative(variable) if hasattr(expr, "_eval_derivative") else None
+    return sympy.diff(expr, variable) if result is None else result
+
+
 def derivative(general: sympy.Expr, variable: sympy.Symbol) -> sympy.Expr:
-    """sympy.diff of ``general``; for a sum, only the terms holding ``variable`` are differentiated
-    (the derivative is linear), so a 784-term sum costs one small diff per variable, not 784."""
+    """d(general)/d(variable); for a sum, only the terms holding ``variable`` are differentiated
+    (the derivative is linear), so a 784-term sum costs one small derivative per variable, not 784."""
     if isinstance(general, Add):
-        return Add(*[sympy.diff(term, variable) for term in terms_with(general).get(variable, ())])
-    return sympy.diff(general, variable)
+        return Add(*[diff(term, variable) for term in terms_with(general).get(variable, ())])
+    return diff(general, variable)
 
 
 def chain(pairs) -> sympy.Expr:
