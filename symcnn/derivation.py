@@ -3,9 +3,10 @@
 Layer by layer, never one giant expression: each quantity's general form is written in the symbols
 of the layer before (``o_cat = sum_n W_{cat,n} f_n + b_cat``), its substituted form puts that step's
 numbers in the same places (terms keep their order), and its value is exact (Rational) where the
-maths is rational and a 50-digit Float where exp/log enter. Every derivative is taken with
-``sympy.diff``: the softmax/cross-entropy derivative is derived and simplified once per (classes,
-label), and each chain-rule factor (dz/dw, do/dW, dm/da, da/dz, ...) is a ``diff`` of the general form.
+maths is rational and a 50-digit Float where exp/log enter. Every derivative comes from SymPy: the
+softmax/cross-entropy derivative is ``sympy.diff``-ed and simplified once per (classes, label), and each
+chain-rule factor (dz/dw, do/dW, dm/da, da/dz, ...) is SymPy's derivative of the general form
+(``algebra.diff``: the expression's own derivative rule, as ``sympy.diff`` applies it).
 """
 
 from __future__ import annotations
