@@ -111,6 +111,39 @@ class MaxOf(sympy.Expr):
         return "max(" + ", ".join(printer._print(a) for a in self.args) + ")"
 
 
+class Dots(sympy.Expr):
+    """An elision mark in a displayed formula (printed as a centred ellipsis); never evaluated."""
+
+    is_commutative = True
+
+    def __new__(cls):
+        return sympy.Expr.__new__(cls)
+
+    def _sympystr(self, printer):
+        return "..."
+
+
+FRACTION_TERMS = 5  # a sum in a denominator cannot break across lines: keep it short
+
+
+def shorten(expr: sympy.Expr, most: int, head: int = 4, tail: int = 2) -> sympy.Expr:
+    """``expr`` for display with every sum or max of more than ``most`` terms cut to its first ``head``
+    and last ``tail`` terms around ``Dots`` (sums in a denominator: more than FRACTION_TERMS, to 2 and 1);
+    display only (the full form is what was checked)."""
+    if not expr.args or isinstance(expr, sympy.Piecewise):
+        return expr
+    if isinstance(expr, sympy.Pow) and expr.exp.is_negative:
+        base = shorten(expr.base, FRACTION_TERMS, 2, 1)
+        return sympy.Pow(base, expr.exp, evaluate=False)
+    args = [shorten(arg, most, head, tail) for arg in expr.args]
+    if isinstance(expr, (Add, MaxOf)) and len(args) > most:
+        args = [*args[:head], Dots(), *args[-tail:]]
+    try:
+        return expr.func(*args, evaluate=False)
+    except TypeError:
+        return expr.func(*args)
+
+
 def minus(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
     return Sub(a, b)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from .algebra import MaxOf, Quantity, plus, substitute, times
+from .algebra import MaxOf, Quantity, plus, shorten, substitute, times
 from .errors import VerificationError
 
 SETTINGS = {"detail": ("full", "summary"), "iterations": ("all", "first", "last")}
@@ -117,8 +117,12 @@ class Document:
 # ---------------------------------------------------------------- blocks from quantities
 
 
-def equation(q: Quantity, general: sympy.Expr | None = None, env: dict | None = None) -> Equation:
-    """q as an equation; a display form (``general``) is substituted with ``env`` and checked."""
+MAX_TERMS = 24  # summary detail: longer sums (and max over more cells) show their ends around dots
+
+
+def equation(q: Quantity, general: sympy.Expr | None = None, env: dict | None = None, elide: bool = False) -> Equation:
+    """q as an equation; a display form (``general``) is substituted with ``env`` and checked.
+    With ``elide`` (summary detail), sums of more than MAX_TERMS terms are cut after the check."""
     if general is None:
         general, substituted = q.general, q.substituted
     else:
@@ -130,6 +134,9 @@ def equation(q: Quantity, general: sympy.Expr | None = None, env: dict | None = 
         substituted = None  # nothing to add beyond the general form / the value
     if general.is_Number or general == q.symbol:
         general = None
+    if elide:
+        general = None if general is None else shorten(general, MAX_TERMS)
+        substituted = None if substituted is None else shorten(substituted, MAX_TERMS)
     return Equation(q.symbol, general, substituted, q.value)
 
 

@@ -15,7 +15,7 @@ BASE_TEX = {"eta": r"\eta"}
 MAX_EXACT_DECIMALS = 6
 
 
-def format_number(value, precision: int = 3, fractions: bool = False) -> tuple[str, bool]:
+def format_number(value, precision: int = 3, fractions: bool = False, scientific: bool = True) -> tuple[str, bool]:
     """(LaTeX text, exact?) of a number. Exact decimals print exactly (0.7, -2, 0.125);
     other values are rounded half-even to ``precision`` decimals (tiny ones in scientific form)."""
     v = sympy.sympify(value)
@@ -32,11 +32,13 @@ def format_number(value, precision: int = 3, fractions: bool = False) -> tuple[s
     number = Decimal(str(sympy.Float(v, 30)))
     if number == 0:
         return "0", True
-    if abs(number) < Decimal(10) ** -precision / 2 or abs(number) >= Decimal(10) ** 7:
+    if scientific and (abs(number) < Decimal(10) ** -precision / 2 or abs(number) >= Decimal(10) ** 7):
         mantissa, exponent = f"{number:.{max(precision - 1, 1)}e}".split("e")
         return rf"{mantissa} \times 10^{{{int(exponent)}}}", False
     rounded = number.quantize(Decimal(10) ** -precision, rounding=ROUND_HALF_EVEN)
-    return _plain(rounded) if rounded != 0 else "0", False
+    if rounded == 0:  # only without scientific form: say it was rounded, keep the digits
+        return ("-" if number < 0 else "") + _plain(rounded.copy_abs()), False
+    return _plain(rounded), False
 
 
 def terminating_decimals(q: int) -> int | None:
@@ -71,6 +73,7 @@ class SymcnnLatexPrinter(LatexPrinter):
         "notation": None,
         "show_sample": False,
         "text_escape": escape.latex,  # user text inside \text{...}
+        "scientific": True,  # tiny and huge rounded numbers as a x 10^n (matrices: fixed point)
     }
 
     # symbols ---------------------------------------------------------------------------
@@ -107,7 +110,8 @@ class SymcnnLatexPrinter(LatexPrinter):
 
     # numbers ---------------------------------------------------------------------------
     def number(self, expr) -> str:
-        return format_number(expr, self._settings["precision"], self._settings["fractions"])[0]
+        settings = self._settings
+        return format_number(expr, settings["precision"], settings["fractions"], settings["scientific"])[0]
 
     def _print_Integer(self, expr):
         return self.number(expr)
@@ -156,6 +160,9 @@ class SymcnnLatexPrinter(LatexPrinter):
             else:
                 tex += " + " + term_tex
         return tex
+
+    def _print_Dots(self, expr):
+        return r"\cdots"
 
     def _print_MaxOf(self, expr):
         return r"\max\left(" + ", ".join(self._print(a) for a in expr.args) + r"\right)"

@@ -56,26 +56,27 @@ def environment(family: str, doc: Document) -> jinja2.Environment:
         autoescape=False,
         **options,
     )
-    printer = SymcnnLatexPrinter(
-        {
-            "notation": doc.notation,
-            "precision": doc.settings.precision,
-            "fractions": doc.settings.fractions,
-            "show_sample": doc.show_sample,
-            "text_escape": escape.latex if family == "latex" else escape.math_text,
-        }
-    )
+    settings = {
+        "notation": doc.notation,
+        "precision": doc.settings.precision,
+        "fractions": doc.settings.fractions,
+        "show_sample": doc.show_sample,
+        "text_escape": escape.latex if family == "latex" else escape.math_text,
+    }
+    printer = SymcnnLatexPrinter(settings)
+    fixed = SymcnnLatexPrinter({**settings, "scientific": False})  # matrix cells stay narrow: 0.000
     env.filters.update(
         math=printer.doprint,
         rel=lambda value: (
             "=" if format_number(value, doc.settings.precision, doc.settings.fractions)[1] else r"\approx"
         ),
-        matrix=lambda m: matrix_tex(m, printer),
+        matrix=lambda m: matrix_tex(m, fixed),
+        cell=fixed.doprint,  # numbers in table cells, fixed point like matrices
         esc=escape.latex if family == "latex" else escape.markdown,
         columns=table_columns,
         tex=escape.latex,
     )
-    env.globals["frames"] = frames
+    env.globals["frames"] = lambda blocks: frames(blocks, printer)
     return env
 
 
@@ -102,14 +103,21 @@ def table_columns(table) -> str:
     return "".join("l" if all(row[i].math for row in table.rows) else "L" for i in range(len(table.header)))
 
 
-def block_lines(block) -> float:
+SLIDE_LINE_CHARS = 150  # characters of LaTeX source that fill about one line of a slide
+
+
+def block_lines(block, printer: SymcnnLatexPrinter | None = None) -> float:
     """A rough height of a block in slide lines, to pack Beamer frames."""
     if block.kind == "matrix":
         return 1.0 + 0.8 * block.values.shape[0]
     if block.kind == "table":
         return 1.5 + TABLE_ROW_LINES * len(block.rows)
     if block.kind in ("equation", "derivative"):
-        return 3.2
+        if printer is None:
+            return 3.2
+        parts = [getattr(block, name, None) for name in ("general", "substituted", "raw", "simplified")]
+        wraps = sum(len(printer.doprint(p)) // SLIDE_LINE_CHARS for p in parts if p is not None)
+        return 3.2 + 1.1 * wraps
     return 1.5
 
 
@@ -128,12 +136,12 @@ def split_tables(blocks) -> list:
     return out
 
 
-def frames(blocks) -> list[list]:
+def frames(blocks, printer: SymcnnLatexPrinter | None = None) -> list[list]:
     """Blocks packed into frames of at most FRAME_BUDGET lines, never splitting a block; a text that
     ends a full frame (a caption such as "Image x2 (label bar):") moves on with the block it introduces."""
     out, current, used = [], [], 0.0
     for block in split_tables(blocks):
-        lines = block_lines(block)
+        lines = block_lines(block, printer)
         if current and used + lines > FRAME_BUDGET:
             carry = []
             while len(current) > 1 and current[-1].kind == "text":

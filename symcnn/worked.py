@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .algebra import exact, minus
+from .algebra import FRACTION_TERMS, exact, minus, shorten
 from .derivation import Deriver, StepDerivation, UpdateDerivation, activation_expr
 from .document import (
     Cell,
@@ -55,13 +55,16 @@ class Builder:
     def matrices(self, name, array: np.ndarray, marks=frozenset()) -> list:
         return matrices(name, array, marks, elide=self.settings.detail == "summary")
 
+    def eq(self, q, general=None, env=None):
+        return equation(q, general, env, elide=self.settings.detail == "summary")
+
     def equations(self, blocks: list, array: np.ndarray, display=None) -> None:
         for q in cells_to_show(array, self.settings.detail):
             if display is None:
-                blocks.append(equation(q))
+                blocks.append(self.eq(q))
             else:
                 general, env = display(q)
-                blocks.append(equation(q, general, env))
+                blocks.append(self.eq(q, general, env))
 
     # ------------------------------------------------------------------ sections
     def setup(self) -> Section:
@@ -138,7 +141,7 @@ class Builder:
             act_env = {q.symbol: q.value for q in g["activated"].flat}
             for k, flt in enumerate(sc.conv.filters):
                 for q in cells_to_show(g["pooled"][k], self.settings.detail):
-                    blocks.append(equation(q, q.general, act_env))
+                    blocks.append(self.eq(q, q.general, act_env))
                 if winners:
                     blocks.append(Text(f"Winning cells of {flt.name} (boxed):"))
                     blocks += self.matrices(N("activated", flt.name), g["activated"][k], winners[k])
@@ -147,11 +150,11 @@ class Builder:
         blocks = [Text("Flatten: filter by filter, row by row.")]
         blocks += self.matrices(N("feature", None), g["features"])
         sections.append(Section("Flatten", f"{key}-flatten", blocks))
-        blocks = [equation(q) for q in g["logits"]]
+        blocks = [self.eq(q) for q in g["logits"]]
         sections.append(Section("Dense layer (logits)", f"{key}-logits", blocks))
-        blocks = [equation(q) for q in g["probs"]]
+        blocks = [self.eq(q) for q in g["probs"]]
         sections.append(Section("Softmax", f"{key}-softmax", blocks))
-        sections.append(Section("Cross-entropy loss", f"{key}-loss", [equation(g["loss"].item())]))
+        sections.append(Section("Cross-entropy loss", f"{key}-loss", [self.eq(g["loss"].item())]))
         return sections
 
     def winner_cells(self, step: StepDerivation) -> list[frozenset] | None:
@@ -178,14 +181,17 @@ class Builder:
         for c, name in enumerate(sc.classes):
             closed = minus(N("prob", name), N("label", name))
             raw, simple = soft.derivatives[c], soft.simplified[c]
-            blocks.append(Derivative(g["grad_logits"][c].symbol, raw, None if simple == raw else simple, closed))
+            simple = None if simple == raw else simple
+            if self.settings.detail == "summary":  # long class sums, cut for display
+                raw, simple = (None if e is None else shorten(e, FRACTION_TERMS, 2, 1) for e in (raw, simple))
+            blocks.append(Derivative(g["grad_logits"][c].symbol, raw, simple, closed))
         blocks.append(Text("that is p - y for every class. With this sample's numbers:"))
-        blocks += [equation(q) for q in g["grad_logits"]]
+        blocks += [self.eq(q) for q in g["grad_logits"]]
         sections = [Section("Backward: loss to logits", f"{key}-grad-logits", blocks)]
         blocks = []
         self.equations(blocks, g["grad_dense_weights"])
         blocks += self.matrices(N.grad("dense_weight", None), g["grad_dense_weights"])
-        blocks += [equation(q) for q in g["grad_dense_biases"]]
+        blocks += [self.eq(q) for q in g["grad_dense_biases"]]
         sections.append(Section("Backward: dense weights and biases", f"{key}-grad-dense", blocks))
         if sc.training.update_filters:
             blocks = []
@@ -195,7 +201,7 @@ class Builder:
                 self.equations(blocks, g["grad_filters"][k])
                 for c in range(g["grad_filters"].shape[1]):
                     blocks += self.matrices(N.grad("filter", flt.name), g["grad_filters"][k, c])
-                blocks.append(equation(g["grad_filter_biases"][k]))
+                blocks.append(self.eq(g["grad_filter_biases"][k]))
             sections.append(Section("Backward: filters", f"{key}-grad-filters", blocks))
         return sections
 
@@ -203,7 +209,7 @@ class Builder:
         g, blocks = update.groups, []
         self.equations(blocks, g["dense_weights"])
         blocks += self.matrices(self.N("dense_weight", None, new=True), g["dense_weights"])
-        blocks += [equation(q) for q in g["dense_biases"]]
+        blocks += [self.eq(q) for q in g["dense_biases"]]
         if self.sc.training.update_filters:
             for k in range(g["filters"].shape[0]):
                 self.equations(blocks, g["filters"][k])
@@ -211,7 +217,7 @@ class Builder:
                     blocks += self.matrices(
                         self.N("filter", self.sc.conv.filters[k].name, new=True), g["filters"][k, c]
                     )
-                blocks.append(equation(g["filter_biases"][k]))
+                blocks.append(self.eq(g["filter_biases"][k]))
         after = f" after {update.after}" if update.after else f" after pass {update.iteration}"
         return Section(f"Update{after}", f"{key}-update", blocks)
 
@@ -246,8 +252,8 @@ class Builder:
             probs = [q.value for q in g["probs"]]
             best = self.sc.classes[int(np.argmax([float(p) for p in probs]))]
             blocks.append(Text(f"{step.sample} (label {step.label}): predicted {best}."))
-            blocks += [equation(q) for q in g["logits"]] + [equation(q) for q in g["probs"]]
-            blocks.append(equation(g["loss"].item()))
+            blocks += [self.eq(q) for q in g["logits"]] + [self.eq(q) for q in g["probs"]]
+            blocks.append(self.eq(g["loss"].item()))
         return Section("Final pass with the trained parameters", "final", blocks, 1)
 
     def audit(self) -> Section | None:

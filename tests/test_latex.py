@@ -105,3 +105,25 @@ def test_sample_tags_only_when_asked():
     assert to_latex(gW, notation=N, show_sample=True) == (
         r"\frac{\partial L^{(\text{img1})}}{\partial W_{\text{cat},5}}"
     )
+
+
+def test_fixed_point_for_matrix_cells():
+    assert format_number(sympy.Float("0.0000222"), 3, scientific=False) == ("0.000", False)
+    assert format_number(sympy.Float("-0.0000222"), 3, scientific=False) == ("-0.000", False)
+    assert format_number(sympy.Float("0.1234"), 3, scientific=False) == ("0.123", False)
+
+
+def test_shorten_cuts_long_sums_and_denominators_for_display():
+    from symcnn.algebra import shorten
+
+    terms = [N("feature", None, n) for n in range(1, 31)]
+    assert (
+        to_latex(shorten(plus(*terms), 24), notation=N) == "f_{1} + f_{2} + f_{3} + f_{4} + \\cdots + f_{29} + f_{30}"
+    )
+    exps = [sympy.exp(N("logit", f"c{i}"), evaluate=False) for i in range(10)]
+    p = sympy.Mul(exps[0], sympy.Pow(plus(*exps), -1, evaluate=False), evaluate=False)
+    assert to_latex(shorten(p, 24), notation=N) == (
+        r"\frac{e^{o_{\text{c0}}}}{e^{o_{\text{c0}}} + e^{o_{\text{c1}}} + \cdots + e^{o_{\text{c9}}}}"
+    )
+    short = plus(*terms[:3])
+    assert shorten(short, 24) == short  # short sums stay whole

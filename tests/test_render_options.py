@@ -54,6 +54,36 @@ def test_python_api_renders(tmp_path):
     assert "## Pass 2, zebra" in text and "## Pass 1," not in text
 
 
+def test_summary_elides_long_sums_and_full_shows_every_term(tmp_path):
+    import re
+
+    import symcnn
+
+    data = big_scenario()
+    (summary,) = symcnn.render(data, "markdown", tmp_path / "s")
+    (full,) = symcnn.render(data, "markdown", tmp_path / "f", detail="full", force=True)
+    logit = r"o_{\text{a}} = "
+    short = next(line for line in summary.read_text(encoding="utf-8").splitlines() if line.startswith(logit))
+    long = next(line for line in full.read_text(encoding="utf-8").splitlines() if line.startswith(logit))
+    assert r"\cdots" in short and r"\cdots" not in long
+    assert len(re.findall(r"f_\{\d+\}", long)) == 121  # every feature in full detail
+    assert re.findall(r"f_\{(\d+)\}", short.split(" = ")[1]) == ["1", "2", "3", "4", "121"]
+
+
+def big_scenario() -> dict:
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    return {
+        "name": "big",
+        "classes": ["a", "b"],
+        "inputs": [{"name": "x", "label": "a", "pixels": np.round(rng.uniform(0, 1, (12, 12)), 1).tolist()}],
+        "conv": {"filters": [{"name": "F", "weights": [[1, 0], [0, -1]]}]},
+        "dense": {"weights": np.round(rng.uniform(-0.1, 0.1, (2, 121)), 2).tolist(), "biases": [0, 0]},
+        "training": {"learning_rate": 0.1},
+    }
+
+
 def test_summary_elides_large_matrices_and_full_shows_every_entry(tmp_path):
     import numpy as np
 
