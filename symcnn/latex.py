@@ -58,7 +58,7 @@ def _plain(number: Decimal, strip: bool = False) -> str:
     text = f"{number:f}"
     if strip and "." in text:
         text = text.rstrip("0").rstrip(".")
-    return "0" if text.lstrip("-").strip("0.") == "" else text
+    return "0" if strip and text.lstrip("-").strip("0.") == "" else text
 
 
 class SymcnnLatexPrinter(LatexPrinter):
