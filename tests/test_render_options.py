@@ -85,19 +85,9 @@ def big_scenario() -> dict:
 
 
 def test_summary_elides_large_matrices_and_full_shows_every_entry(tmp_path):
-    import numpy as np
-
     import symcnn
 
-    rng = np.random.default_rng(3)
-    data = {
-        "name": "big",
-        "classes": ["a", "b"],
-        "inputs": [{"name": "x", "label": "a", "pixels": np.round(rng.uniform(0, 1, (12, 12)), 1).tolist()}],
-        "conv": {"filters": [{"name": "F", "weights": [[1, 0], [0, -1]]}]},
-        "dense": {"weights": np.round(rng.uniform(-0.1, 0.1, (2, 121)), 2).tolist(), "biases": [0, 0]},
-        "training": {"learning_rate": 0.1},
-    }
+    data = big_scenario()
     (summary,) = symcnn.render(data, "markdown", tmp_path / "s")
     (full,) = symcnn.render(data, "markdown", tmp_path / "f", detail="full")
     summary, full = summary.read_text(encoding="utf-8"), full.read_text(encoding="utf-8")
