@@ -22,7 +22,7 @@ from .algebra import MaxOf, Quantity, chain, exact, minus, plus, quantity, times
 from .errors import VerificationError
 from .numeric import GRAD_KEYS
 from .progress import progress
-from .scenario import Activation, Scenario, pool_window
+from .scenario import Activation, Scenario, pool_window, winner_cell
 from .symbols import Notation
 
 
@@ -287,7 +287,7 @@ class Deriver:
             general = pooled[k, i, j].general
             if sc.pool.kind == "max":  # at this point max(...) is its first largest argument
                 winner = record.winners[k, i, j]
-                general = act[k, i * sh + winner // pw, j * sw + winner % pw].symbol
+                general = act[(k, *winner_cell(i, j, winner, (ph, pw), (sh, sw)))].symbol
             for u, v in np.ndindex(ph, pw):
                 cell = (k, i * sh + u, j * sw + v)
                 readers[cell].append((gm[k, i, j].symbol, general, act[cell].symbol))

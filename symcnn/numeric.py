@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .scenario import Activation, Pool, Scenario, pool_window
+from .scenario import Activation, Pool, Scenario, pool_window, winner_cell
 
 # ---------------------------------------------------------------- layers, forward next to backward
 
@@ -91,7 +91,7 @@ def pool_backward(dL_dm: np.ndarray, shape: tuple, pool: Pool, winner: np.ndarra
     dL_da = np.zeros(shape)
     k, i, j = np.indices(dL_dm.shape)
     if pool.kind == "max":
-        np.add.at(dL_da, (k, i * sh + winner // pw, j * sw + winner % pw), dL_dm)
+        np.add.at(dL_da, (k, *winner_cell(i, j, winner, (ph, pw), (sh, sw))), dL_dm)
         return dL_da
     share = dL_dm / (ph * pw)
     for u in range(ph):

@@ -164,6 +164,12 @@ def pool_window(pool: Pool, shape: tuple[int, int]) -> tuple[tuple[int, int], tu
     return pool.size, pool.stride
 
 
+def winner_cell(i, j, winner, size: tuple[int, int], stride: tuple[int, int]):
+    """Position in the feature map of cell ``winner`` (row-major index in the window) of window (i, j);
+    works on numbers and on NumPy arrays alike."""
+    return i * stride[0] + winner // size[1], j * stride[1] + winner % size[1]
+
+
 def pool_output_shape(shape: tuple[int, int], pool: Pool) -> tuple[int, int]:
     if pool.kind == "none":
         return tuple(shape)

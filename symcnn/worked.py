@@ -23,7 +23,7 @@ from .document import (
     relu_display,
 )
 from .escape import slug
-from .scenario import pool_window
+from .scenario import pool_window, winner_cell
 from .verify import Report
 
 ACTIVATION_NAMES = {
@@ -166,7 +166,7 @@ class Builder:
             cells = set()
             for i, j in np.ndindex(*step.winners.shape[1:]):
                 t = step.winners[k, i, j]
-                cells.add((i * sh + t // pw, j * sw + t % pw))
+                cells.add(winner_cell(i, j, t, (ph, pw), (sh, sw)))
             out.append(frozenset(cells))
         return out
 
