@@ -180,6 +180,11 @@ def matrices(name: sympy.Expr, array: np.ndarray, marks=frozenset(), elide: bool
     return out
 
 
+def values_of(array) -> np.ndarray:
+    """The numbers of an array of quantities (or SymPy numbers) as a float ndarray of the same shape."""
+    return np.vectorize(lambda q: float(q.value if isinstance(q, Quantity) else q), otypes=[float])(array)
+
+
 def cells_to_show(array: np.ndarray, detail: str) -> list:
     """Every quantity at full detail; the first one (one representative cell) in summary."""
     flat = list(array.flat)
