@@ -19,6 +19,9 @@ class ScenarioError(SymcnnError):
         self.where = where
         self.what = what
 
+    def __reduce__(self):  # crosses process boundaries (exercise batches) with both parts
+        return type(self), (self.where, self.what)
+
 
 class VerificationError(SymcnnError):
     """A symbolic value and its numeric twin disagree, or a claim fails."""

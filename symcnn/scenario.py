@@ -31,6 +31,7 @@ ACTIVATIONS = ("relu", "none", "sigmoid", "tanh", "leaky_relu")
 POOL_KINDS = ("max", "avg")
 UPDATES = ("per_sample", "batch_mean", "batch_sum")
 DISPLAY_KEYS = {"precision": int, "fractions": bool, "detail": str}
+EXERCISE_ALLOW = ("zero-maps", "pool-ties", "saturated")  # degenerate draws `symcnn exercise` may keep
 
 TOP_KEYS = (
     "name",
@@ -46,6 +47,7 @@ TOP_KEYS = (
     "training",
     "claims",
     "display",
+    "exercise",
 )
 
 
@@ -123,6 +125,7 @@ class Scenario:
     description: str = ""
     notes: tuple[str, ...] = ()
     source: str = ""
+    exercise: Mapping[str, Any] = field(default_factory=dict)  # options for `symcnn exercise`
 
     @property
     def channels(self) -> int:
@@ -392,6 +395,19 @@ def _display(value: Any) -> dict:
     return out
 
 
+def _exercise(value: Any) -> dict:
+    """Options for exercise variants: ``allow`` lists degenerate draws to keep (see EXERCISE_ALLOW)."""
+    data = as_mapping(value, "exercise", ("allow",))
+    allow = []
+    for i, item in enumerate(as_list(data.get("allow", []), "exercise.allow", 0)):
+        if item not in EXERCISE_ALLOW:
+            raise ScenarioError(
+                f"exercise.allow[{i}]", f"unknown {describe(item)}; expected one of {', '.join(EXERCISE_ALLOW)}"
+            )
+        allow.append(item)
+    return {"allow": tuple(allow)}
+
+
 def validate(data: Any, source: str = "", default_name: str = "scenario") -> Scenario:
     """Turn plain data (as read from YAML/JSON) into a checked Scenario."""
     data = as_mapping(data, "", TOP_KEYS, ("classes", "inputs", "conv", "dense", "training"))
@@ -429,4 +445,5 @@ def validate(data: Any, source: str = "", default_name: str = "scenario") -> Sce
         description,
         notes,
         source,
+        _exercise(data.get("exercise", {})),
     )
