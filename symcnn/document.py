@@ -112,6 +112,7 @@ class Document:
     max_diff: float
     claims_held: int
     claims_total: int
+    kind: str = "solution"  # "student": an exercise sheet (setup and questions), nothing derived shown
 
 
 # ---------------------------------------------------------------- blocks from quantities

@@ -1,0 +1,205 @@
+"""`symcnn exercise`: a batch of seeded variants of a scenario, each with a student sheet, a solution
+and its part of the answer key, built in parallel over the machine's cores.
+
+    OUT/key.json                     every variant's questions: value, tolerance, `symcnn values` path
+    OUT/variant-01/scenario.yaml     the variant as a scenario file (`symcnn check` / `render` take it)
+    OUT/variant-01/student.md        the student sheet (pdf: student.tex and student.pdf)
+    OUT/variant-01/solution.md       the worked solution, questions and answers first
+    OUT/class.pdf                    pdf only: every student sheet, then every solution, for printing
+
+Everything is written into a staging folder inside OUT and moved in when the whole batch is done,
+so a failure leaves nothing half-written. Variant k depends only on (seed, k).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import yaml
+
+from .errors import RenderError, UsageError
+from .progress import progress
+from .questions import choose_questions, key_entry
+from .rendering import FORMATS, LATEX_DELIMITERS, compile_pdf, have_tex, render_text, template_dir, write_formats
+from .scenario import Scenario
+from .sheets import checked_report, settings_for, solution_document, student_document
+from .sources import load
+from .variants import DIFFICULTIES, draw_variant
+
+DEFAULT_SCENARIO = "four-images"
+SHEET_FORMATS = {"markdown": "markdown", "pdf": "latex", "html": "html"}  # --format -> document format
+KEY_FORMAT = "symcnn exercise key 1"
+
+
+@dataclass(frozen=True)
+class Job:
+    scenario: Scenario
+    seed: int
+    index: int
+    difficulty: str
+    fmt: str
+    staging: str
+
+
+def folder_name(index: int) -> str:
+    return f"variant-{index:02d}"
+
+
+def scenario_yaml(variant) -> str:
+    header = (
+        f"# Exercise variant {variant.index} of seed {variant.seed} ({variant.difficulty}), "
+        "written by symcnn exercise.\n# `symcnn check` and `symcnn render` take this file like any scenario.\n"
+    )
+    return header + yaml.safe_dump(
+        variant.data, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100
+    )
+
+
+def build_variant(job: Job) -> tuple[int, dict, list[str]]:
+    """Draw, check and write one variant into the staging folder; returns (index, key entry, files)."""
+    variant = draw_variant(job.scenario, job.seed, job.index, job.difficulty)
+    questions = choose_questions(variant)
+    report = checked_report(variant.scenario)  # SymPy against NumPy, every value
+    settings = settings_for(variant.scenario)
+    docs = [
+        student_document(report, variant, questions, settings),
+        solution_document(report, variant, questions, settings),
+    ]
+    name = folder_name(job.index)
+    folder = Path(job.staging) / name
+    folder.mkdir(parents=True)
+    (folder / "scenario.yaml").write_text(scenario_yaml(variant), encoding="utf-8")
+    written = ["scenario.yaml"]
+    if job.fmt == "pdf":
+        written += write_pdfs(docs, folder)
+    else:
+        for doc in docs:
+            written += [p.name for p in write_formats(doc, [SHEET_FORMATS[job.fmt]], folder)]
+    return job.index, key_entry(variant, questions, name), [f"{name}/{w}" for w in written]
+
+
+def write_pdfs(docs, folder: Path) -> list[str]:
+    """Each document as LaTeX and its compiled PDF (aux files stay in a temporary folder)."""
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".latex-") as tmp:
+        work = Path(tmp)
+        sources = []
+        for doc in docs:
+            for file, text in render_text(doc, "latex").items():
+                (work / file).write_text(text, encoding="utf-8")
+                sources.append(work / file)
+        pdfs = compile_pdf(sources, work)
+        for path in sources + pdfs:
+            os.replace(path, folder / path.name)
+    return [p.name for p in sources + pdfs]
+
+
+def run_jobs(jobs: list[Job], workers: int) -> list[tuple[int, dict, list[str]]]:
+    """Every job, in a process pool when more than one worker; results in variant order."""
+    bar = progress(len(jobs), "variants", unit="variant")
+    results = []
+    try:
+        if workers <= 1:
+            for job in jobs:
+                results.append(build_variant(job))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(build_variant, job) for job in jobs]
+                try:
+                    for future in as_completed(futures):
+                        results.append(future.result())
+                        bar.update()
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+    finally:
+        bar.close()
+    return sorted(results, key=lambda result: result[0])
+
+
+def class_tex(names: list[str]) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        **LATEX_DELIMITERS,
+    )
+    return env.get_template("latex/class.tex.j2").render(variants=names)
+
+
+def check_request(seed, count, difficulty: str, fmt: str, jobs) -> tuple[int, int, int]:
+    """The batch's options, checked before anything is read or written; returns (seed, count, workers)."""
+    seed = whole_number(seed, "--seed", 0)
+    count = whole_number(count, "--count", 1)
+    workers = whole_number(jobs, "--jobs", 1) if jobs is not None else os.cpu_count() or 1
+    if difficulty not in DIFFICULTIES:
+        raise UsageError(f"--difficulty: unknown '{difficulty}'; expected one of {', '.join(DIFFICULTIES)}")
+    if fmt not in SHEET_FORMATS:
+        raise UsageError(f"--format: unknown '{fmt}'; expected one of {', '.join(SHEET_FORMATS)}")
+    if SHEET_FORMATS[fmt] not in FORMATS:
+        raise UsageError(f"--format {fmt}: this symcnn has no {fmt} renderer yet; use markdown or pdf")
+    if fmt == "pdf" and not have_tex():
+        raise RenderError("--format pdf: latexmk and pdflatex are needed (or use --format markdown)")
+    return seed, count, min(workers, count)
+
+
+def whole_number(value, option: str, minimum: int) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.lstrip("-").isdigit():
+        raise UsageError(f"{option}: expected a whole number, got '{value}'")
+    if int(text) < minimum:
+        raise UsageError(f"{option}: must be >= {minimum}, got {int(text)}")
+    return int(text)
+
+
+def write_exercises(
+    scenario=DEFAULT_SCENARIO,
+    seed: int = 0,
+    count: int = 1,
+    out: str | Path = "exercises",
+    difficulty: str = "easy",
+    fmt: str = "markdown",
+    jobs: int | None = None,
+) -> list[Path]:
+    """Write ``count`` variants of ``scenario`` drawn from ``seed`` into ``out``; returns the variant
+    folders and the top-level files (key.json, and with pdf class.tex and class.pdf)."""
+    seed, count, workers = check_request(seed, count, difficulty, fmt, jobs)
+    sc = load(scenario)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:
+        staging = Path(tmp)
+        work = [Job(sc, seed, k, difficulty, fmt, str(staging)) for k in range(1, count + 1)]
+        results = run_jobs(work, workers)
+        key = {
+            "format": KEY_FORMAT,
+            "scenario": sc.name,
+            "seed": seed,
+            "difficulty": difficulty,
+            "count": count,
+            "tolerance": "absolute 0.005 for values of 0.1 or more (and 0), else 5% of the value",
+            "variants": {str(index): entry for index, entry, _ in results},
+        }
+        (staging / "key.json").write_text(json.dumps(key, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        files = [file for _, _, written in results for file in written] + ["key.json"]
+        if fmt == "pdf":
+            names = [folder_name(index) for index, _, _ in results]
+            (staging / "class.tex").write_text(class_tex(names), encoding="utf-8")
+            compile_pdf([staging / "class.tex"], staging)
+            files += ["class.tex", "class.pdf"]
+        for file in files:
+            (out / file).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / file, out / file)
+    top = [out / folder_name(index) for index, _, _ in results]
+    return top + [out / f for f in files if "/" not in f]

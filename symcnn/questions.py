@@ -1,0 +1,166 @@
+"""The questions of an exercise variant and its answer key: which cell, which sample, what value.
+
+Each question names one number of the run by its path in the `symcnn values` JSON; its answer is
+that number, read from the NumPy trace, with a tolerance fit for hand work. The cells asked about
+are picked by their own generator, ``default_rng([seed, k, 1])``, so they do not depend on how many
+draws the numbers took.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .variants import Variant
+from .verify import lookup
+
+QUESTION_STREAM = 1  # third entry of the question generator's seed (the numbers use [seed, k])
+ABSOLUTE_TOLERANCE = 0.005  # values of 0.1 and more: right to about two decimals
+RELATIVE_TOLERANCE = 0.05  # smaller values: within 5%
+ACTIVATION_TEXT = {
+    "relu": "the ReLU output",
+    "leaky_relu": "the leaky ReLU output",
+    "sigmoid": "the sigmoid output",
+    "tanh": "the tanh output",
+    "none": "the activation (none: a = z)",
+}
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str  # q1, q2, ...
+    kind: str  # conv | activated | pooled | logits | probs | loss | grad_dense_weights | dense_weights
+    path: str  # where the answer sits in the `symcnn values` JSON
+    step: int | None  # index into steps (None: an update)
+    update: int | None  # index into updates
+    text: str  # what to compute, for the student
+    value: float
+    tol: float
+
+    def key_entry(self) -> dict:
+        return {"question": self.text, "path": self.path, "value": self.value, "tol": self.tol}
+
+
+def tolerance(value: float) -> float:
+    """Absolute 0.005 for values of 0.1 or more (and 0); 5% below, so a small value is not matched by 0."""
+    if value == 0 or abs(value) >= 0.1:
+        return ABSOLUTE_TOLERANCE
+    return float(f"{RELATIVE_TOLERANCE * abs(value):.2g}")
+
+
+def cell_text(index: tuple[int, ...]) -> str:
+    i, j = index
+    return f"row {i + 1}, column {j + 1}"
+
+
+def pick(rng: np.random.Generator, array: np.ndarray, prefer) -> tuple[int, ...]:
+    """A random index of ``array``, among the cells where ``prefer`` holds if there are any."""
+    cells = [index for index in np.ndindex(array.shape) if prefer(array[index])]
+    cells = cells or list(np.ndindex(array.shape))
+    return tuple(int(i) for i in cells[rng.integers(len(cells))])
+
+
+def choose_questions(variant: Variant) -> list[Question]:
+    """Seven questions along one forward and backward pass: a conv cell, an activation or pooling
+    value, a logit, a probability, the loss, one dense-weight gradient and one updated weight."""
+    sc, trace = variant.scenario, variant.trace
+    rng = np.random.default_rng([variant.seed, variant.index, QUESTION_STREAM])
+    values = trace.to_dict()
+    # filters that learn change after the first sample: then every question is about the first one
+    samples = [0] if sc.training.update_filters else list(range(len(sc.inputs)))
+    first = trace.steps[0]
+    asked: list[tuple[str, str, int | None, int | None, str]] = []
+
+    def step_text(s: int) -> str:
+        step = trace.steps[s]
+        return f"Pass {step.iteration}, image {step.sample}"
+
+    # 1. a convolution cell (not 0: a 0 is too easy to guess)
+    s = int(rng.choice(samples))
+    z = trace.steps[s].conv
+    k, i, j = pick(rng, z, lambda v: v != 0)
+    name = sc.conv.filters[k].name
+    asked.append(
+        (
+            "conv",
+            f"steps[{s}].conv[{k}][{i}][{j}]",
+            s,
+            None,
+            f"{step_text(s)}: the convolution with filter {name} at {cell_text((i, j))}.",
+        )
+    )
+    # 2. pooling if there is any, else the activation (preferably of a negative conv value)
+    others = [t for t in samples if t != s] or samples
+    s = int(rng.choice(others))
+    step = trace.steps[s]
+    if sc.pool.kind != "none":
+        k, i, j = pick(rng, step.pooled, lambda v: v != 0)
+        where = "" if sc.pool.is_global else f", window at {cell_text((i, j))}"
+        asked.append(
+            (
+                "pooled",
+                f"steps[{s}].pooled[{k}][{i}][{j}]",
+                s,
+                None,
+                f"{step_text(s)}: the {'global ' if sc.pool.is_global else ''}{sc.pool.kind} pooling output "
+                f"of filter {sc.conv.filters[k].name}{where}.",
+            )
+        )
+    else:
+        negative = sc.activation.kind in ("relu", "leaky_relu") and rng.random() < 0.5
+        k, i, j = pick(rng, step.conv, (lambda v: v < 0) if negative else (lambda v: v > 0))
+        asked.append(
+            (
+                "activated",
+                f"steps[{s}].activated[{k}][{i}][{j}]",
+                s,
+                None,
+                f"{step_text(s)}: {ACTIVATION_TEXT[sc.activation.kind]} for filter {sc.conv.filters[k].name} "
+                f"at {cell_text((i, j))}.",
+            )
+        )
+    # 3-7. the first sample's dense layer, loss, one gradient and one updated weight
+    with_initial = f"{step_text(0)} (the first sample)"
+    c = int(rng.integers(len(sc.classes)))
+    asked.append(("logits", f"steps[0].logits[{c}]", 0, None, f"{with_initial}: the logit of class {sc.classes[c]}."))
+    c = int(rng.integers(len(sc.classes)))
+    asked.append(
+        ("probs", f"steps[0].probs[{c}]", 0, None, f"{with_initial}: the softmax probability of class {sc.classes[c]}.")
+    )
+    asked.append(("loss", "steps[0].loss", 0, None, f"{with_initial}: the cross-entropy loss."))
+    c, n = pick(rng, first.grad_dense_weights, lambda v: v != 0)
+    h, w = sc.pooled_shape
+    origin = f"filter {sc.conv.filters[n // (h * w)].name}, {cell_text(divmod(n % (h * w), w))}"
+    weight = f"the dense weight of class {sc.classes[c]} and feature {n + 1} ({origin})"
+    asked.append(
+        (
+            "grad_dense_weights",
+            f"steps[0].grad_dense_weights[{c}][{n}]",
+            0,
+            None,
+            f"{with_initial}: the gradient of the loss with respect to {weight}.",
+        )
+    )
+    rate = f"learning rate {sc.training.learning_rate:g}"
+    if sc.training.update == "per_sample":
+        when = f"after the update that follows image {first.sample} ({rate})"
+    else:
+        mode = "mean" if sc.training.update == "batch_mean" else "sum"
+        when = f"after the batch update of pass 1 (the {mode} of all images' gradients, {rate})"
+    asked.append(("dense_weights", f"updates[0].dense_weights[{c}][{n}]", None, 0, f"{weight.capitalize()} {when}."))
+
+    questions = []
+    for number, (kind, path, s, u, text) in enumerate(asked, start=1):
+        value = float(lookup(values, path))
+        questions.append(Question(f"q{number}", kind, path, s, u, text, value, tolerance(value)))
+    return questions
+
+
+def key_entry(variant: Variant, questions: list[Question], folder: str) -> dict:
+    """What key.json holds for one variant."""
+    return {
+        "scenario": variant.scenario.name,
+        "file": f"{folder}/scenario.yaml",
+        "questions": {q.id: q.key_entry() for q in questions},
+    }

@@ -1,0 +1,200 @@
+"""The two sheets of an exercise variant, as Documents that every format renders.
+
+The student sheet is the setup (images, filters, dense layer, learning rate) and the numbered questions,
+each with a box for the answer. The solution is the full worked solution of the variant with a
+"Questions and answers" section first (each answer with its equation and where it is worked out) and,
+in the worked sections, the asked values marked and the asked matrix cells boxed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sympy
+
+from .document import Cell, Document, Formula, Section, Settings, Table, Text, equation, relu_display
+from .errors import VerificationError
+from .questions import Question
+from .scenario import Scenario, parse_path
+from .variants import Variant
+from .verify import Report, check
+from .worked import Builder, build_document, unique_slugs
+
+ANSWER_BOX = r"\boxed{\rule{0pt}{2.8ex}\hspace{3.5cm}}"
+# question kind -> (section key suffix, matrix notation kind or None)
+SECTION_OF = {
+    "conv": ("conv-{filter}", "conv"),
+    "activated": ("activation", "activated"),
+    "pooled": ("pool", "pooled"),
+    "logits": ("logits", None),
+    "probs": ("softmax", None),
+    "loss": ("loss", None),
+    "grad_dense_weights": ("grad-dense", "grad_dense_weight"),
+    "dense_weights": ("update", "new_dense_weight"),
+}
+
+
+class AnswerBox(sympy.Atom):
+    """An empty box to write an answer in; printed by any symcnn LaTeX printer."""
+
+    def _symcnn_latex(self, printer) -> str:
+        return ANSWER_BOX
+
+
+def checked_report(sc: Scenario) -> Report:
+    """SymPy against NumPy for every value, as `symcnn render` does before writing."""
+    report = check(sc)
+    if report.mismatches or report.missing:
+        first = report.mismatches[0][0] if report.mismatches else report.missing[0]
+        raise VerificationError(f"{sc.name}: {first}: SymPy and NumPy disagree; `symcnn check` shows the table")
+    return report
+
+
+def settings_for(sc: Scenario) -> Settings:
+    return Settings(precision=sc.display.get("precision", 3), fractions=sc.display.get("fractions", False))
+
+
+# ---------------------------------------------------------------- the student sheet
+
+
+def student_document(report: Report, variant: Variant, questions: list[Question], settings: Settings) -> Document:
+    sc = report.scenario
+    quantities = {q.path: q for q in report.derivation.quantities()}
+    first = sc.inputs[0].name
+    description = (
+        "Work by hand; a calculator is needed only for e^x and ln. Give each answer to at least 3 decimals "
+        "(3 significant figures for values below 0.1). Pass 1 starts with the parameters below, and "
+        f"{first} is its first sample."
+    )
+    ids = ", ".join(f"{q.id}: ..." for q in questions[:2])
+    notes = (
+        f"To hand in for symcnn grade: a YAML file with variant: {variant.index} and answers: {{{ids}}} "
+        f"(q1 is question 1, and so on).",
+    )
+    blocks = []
+    for number, q in enumerate(questions, start=1):
+        blocks.append(Text(f"{number}. {q.text}"))
+        blocks.append(Formula(quantities[q.path].symbol, AnswerBox()))
+    sections = (Builder(report, settings).setup(), Section("Questions", "questions", blocks, 1))
+    return Document(
+        "student",
+        sc.title,
+        description,
+        notes,
+        sections,
+        settings,
+        report.derivation.notation,
+        sc.training.update != "per_sample",
+        0,
+        0.0,
+        0,
+        0,
+        kind="student",
+    )
+
+
+# ---------------------------------------------------------------- the solution
+
+
+def solution_document(report: Report, variant: Variant, questions: list[Question], settings: Settings) -> Document:
+    doc = build_document(report, settings)
+    d, sc = report.derivation, report.scenario
+    quantities = {q.path: q for q in d.quantities()}
+    sections = [dataclasses.replace(s, blocks=list(s.blocks)) for s in doc.sections]
+    by_key = {s.key: s for s in sections}
+    elide = settings.detail == "summary"
+    rows, details = [], []
+    for number, q in enumerate(questions, start=1):
+        quantity = quantities[q.path]
+        shown = answer_equation(sc, q, quantity, quantities, elide)
+        suffix, matrix = SECTION_OF[q.kind]
+        index = [part for part in parse_path(q.path) if isinstance(part, int)][1:]
+        if q.kind == "conv":
+            suffix = suffix.format(filter=unique_slugs(f.name for f in sc.conv.filters)[index[0]])
+        section = by_key.get(f"{section_prefix(d, q)}-{suffix}")
+        if section is None:
+            raise VerificationError(f"{q.path}: no section of the worked solution shows it")
+        where = f"{section.context}: {section.title}"
+        rows.append(
+            (
+                Cell(str(number)),
+                Cell(quantity.symbol, True),
+                Cell(quantity.value, True),
+                Cell(f"{q.tol:g}"),
+                Cell(where),
+            )
+        )
+        details += [Text(f"{number}. {q.text} Worked out in {where}."), shown]
+        name = matrix_name(d.notation, sc, matrix, index)
+        cell = tuple(index[-2:]) if name is not None else None
+        mark(section, number, quantity, shown, name, cell)
+    header = (Cell("question"), Cell("asks for"), Cell("answer"), Cell("accepted ±"), Cell("worked out in"))
+    blocks = [
+        Text(
+            "The answers at a glance, then each with its equation. In the worked solution below, each asked "
+            "value is marked and an asked matrix cell is boxed."
+        ),
+        Table(header, tuple(rows)),
+        *details,
+    ]
+    qa = Section("Questions and answers", "questions", blocks, 1)
+    return dataclasses.replace(doc, name="solution", title=f"{doc.title} (solution)", sections=(qa, *sections))
+
+
+def answer_equation(sc: Scenario, q: Question, quantity, quantities: dict, elide: bool):
+    """The asked value as general = substituted = value, displayed as the worked solution shows it."""
+    if q.kind == "activated":
+        z = quantities[q.path.replace(".activated", ".conv")]
+        shown = relu_display(sc.activation.kind, z.symbol, sympy.Rational(repr(sc.activation.slope)))
+        if shown is not None:
+            return equation(quantity, shown, {z.symbol: z.value}, elide=elide)
+    if q.kind == "pooled":
+        prefix = q.path.split(".pooled")[0] + ".activated"
+        env = {a.symbol: a.value for path, a in quantities.items() if path.startswith(prefix)}
+        return equation(quantity, quantity.general, env, elide=elide)
+    return equation(quantity, elide=elide)
+
+
+def section_prefix(d, q: Question) -> str:
+    """The section key prefix the worked solution gives the asked step (see worked.Builder.build)."""
+    passes = len({s.iteration for s in d.steps}) > 1
+    names = [x.name for x in d.scenario.inputs]
+    keys = dict(zip(names, unique_slugs(names)))
+    if q.step is not None:
+        step = d.steps[q.step]
+        return (f"it{step.iteration}-" if passes else "") + keys[step.sample]
+    update = d.updates[q.update]
+    if update.after is None:
+        return f"it{update.iteration}-batch"
+    return (f"it{update.iteration}-" if passes else "") + keys[update.after]
+
+
+def matrix_name(N, sc: Scenario, matrix: str | None, index: list[int]):
+    if matrix is None:
+        return None
+    if matrix == "grad_dense_weight":
+        return N.grad("dense_weight", None)
+    if matrix == "new_dense_weight":
+        return N("dense_weight", None, new=True)
+    return N(matrix, sc.conv.filters[index[0]].name)
+
+
+def mark(section: Section, number: int, quantity, shown, name, cell) -> None:
+    """Say where the asked value is worked out; box the asked cell in its matrix."""
+    blocks = section.blocks
+    at = next((i for i, b in enumerate(blocks) if b.kind == "equation" and b.lhs == quantity.symbol), None)
+    if at is not None:
+        blocks.insert(at, Text(f"Question {number} asks for this value:"))
+    elif name is not None:
+        at = next((i for i, b in enumerate(blocks) if b.kind == "matrix" and b.name == name), len(blocks))
+        where = f"row {cell[0] + 1}, column {cell[1] + 1}"
+        blocks[at:at] = [Text(f"Question {number} asks for the cell at {where} (boxed below):"), shown]
+    if name is None:
+        return
+    i, j = cell
+    for position, b in enumerate(blocks):
+        if b.kind != "matrix" or b.name != name or b.shape is not None:
+            continue  # an elided matrix may not show the cell; the equation above does
+        start, stop = (b.columns[0] - 1, b.columns[1]) if b.columns else (0, b.values.shape[1])
+        if start <= j < stop:
+            blocks[position] = dataclasses.replace(b, marks=b.marks | {(i, j - start)})
