@@ -27,6 +27,8 @@ __all__ = [
     "builtin_names",
     "check",
     "derive",
+    "exercise",
+    "grade",
     "load",
     "render",
     "run",
@@ -61,3 +63,19 @@ def render(scenario, fmt: str, out, **options):
     from .rendering import render_to_dir
 
     return render_to_dir(load(scenario), fmt, out, **options)
+
+
+def exercise(scenario="four-images", seed: int = 0, count: int = 1, out="exercises", **options):
+    """Write ``count`` exercise variants of ``scenario`` drawn from ``seed`` into the folder ``out``, as
+    `symcnn exercise`. Options: difficulty ("easy", "medium", "hard"), fmt ("markdown", "pdf"), jobs.
+    Returns the variant folders and the top-level files (key.json, class.pdf)."""
+    from .exercise import write_exercises
+
+    return write_exercises(scenario, seed, count, out, **options)
+
+
+def grade(answers, key):
+    """Mark an answers file against a key.json; returns a Grade (``.score``, ``.marks``, ``.table()``)."""
+    from .grading import grade as _grade
+
+    return _grade(answers, key)

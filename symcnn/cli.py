@@ -74,6 +74,27 @@ def cmd_examples(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exercise(args: argparse.Namespace) -> int:
+    """Write exercise sheets: COUNT variants of a scenario with new numbers drawn from SEED, each with a
+    student sheet (setup and questions) and a solution (the worked solution, answers first), plus
+    key.json for `symcnn grade`; with --format pdf also class.pdf, every sheet ready to print."""
+    from .exercise import write_exercises
+
+    written = write_exercises(args.scenario, args.seed, args.count, args.out, args.difficulty, args.format, args.jobs)
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    """Mark a student's answers file against the key.json of `symcnn exercise`: each question right or
+    wrong with the expected value, then the score. Exits 0 whatever the score."""
+    from .grading import grade
+
+    print(grade(args.answers, args.key).table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="symcnn",
@@ -126,6 +147,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default="output", help="output folder (default: output)")
     p.add_argument("--no-pdf", action="store_true", help="skip compiling PDFs (no TeX needed)")
     p.set_defaults(func=cmd_examples)
+
+    p = sub.add_parser(
+        "exercise",
+        help="write exercise sheets of seeded variants, with solutions and an answer key",
+        description=cmd_exercise.__doc__,
+    )
+    p.add_argument("scenario", nargs="?", default="four-images", help=SCENARIO_HELP + " (default: four-images)")
+    # numbers are checked by the library, so that a bad one is one `error: --seed: ...` line like any bad input
+    p.add_argument("--seed", required=True, help="whole number >= 0; the same seed gives the same variants")
+    p.add_argument("--count", default="1", help="how many variants (default 1)")
+    p.add_argument("--out", "-o", required=True, help="output folder (created if missing)")
+    p.add_argument("--difficulty", default="easy", help="easy (default), medium or hard")
+    p.add_argument("--format", "-f", default="markdown", help="markdown (default), pdf or html")
+    p.add_argument("--jobs", "-j", default=None, help="worker processes (default: the number of cores)")
+    p.set_defaults(func=cmd_exercise)
+
+    p = sub.add_parser("grade", help="mark an answers file against an exercise key", description=cmd_grade.__doc__)
+    p.add_argument("answers", help="the student's answers, YAML or JSON: {variant: N, answers: {q1: ..., ...}}")
+    p.add_argument("--key", "-k", required=True, help="the key.json that `symcnn exercise` wrote")
+    p.set_defaults(func=cmd_grade)
     return parser
 
 

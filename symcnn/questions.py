@@ -148,7 +148,8 @@ def choose_questions(variant: Variant) -> list[Question]:
     else:
         mode = "mean" if sc.training.update == "batch_mean" else "sum"
         when = f"after the batch update of pass 1 (the {mode} of all images' gradients, {rate})"
-    asked.append(("dense_weights", f"updates[0].dense_weights[{c}][{n}]", None, 0, f"{weight.capitalize()} {when}."))
+    text = f"{weight[0].upper()}{weight[1:]} {when}."
+    asked.append(("dense_weights", f"updates[0].dense_weights[{c}][{n}]", None, 0, text))
 
     questions = []
     for number, (kind, path, s, u, text) in enumerate(asked, start=1):
