@@ -437,6 +437,10 @@ CASES = [
     case("display-detail-unknown", scenario("json", ("display.detail", "some")), "display.detail",
          "expected full or summary"),
     case("notes-is-text", scenario("yaml", ("notes", "one note")), "notes", "expected a list, got text 'one note'"),
+    case("exercise-allow-unknown", scenario("yaml", ("exercise", {"allow": ["ties"]})), "exercise.allow[0]",
+         "unknown text 'ties'; expected one of zero-maps, pool-ties, saturated"),
+    case("exercise-unknown-key", scenario("json", ("exercise", {"allowed": []})), "exercise.allowed",
+         "unknown key (did you mean 'allow'?)"),
 ]
 
 RUNS = [pytest.param(c, command, id=f"{command}-{c.id}") for c in CASES for command in c.commands]
@@ -511,3 +515,66 @@ def test_the_unbroken_base_is_accepted(tmp_path: Path, capsys) -> None:
         assert main(["values", scenario(fmt)(tmp_path)]) == 0
         out, err = capsys.readouterr()
         assert err == "" and json.loads(out)["classes"] == ["cat", "dog"]
+
+
+# ----------------------------------------------------------------------------- symcnn exercise
+
+
+@dataclass(frozen=True)
+class ExerciseCase:
+    id: str
+    arguments: Callable[[Path], list[str]]  # everything after `exercise` but --out
+    where: str
+    what: str
+
+
+def options(*args: str, scenario_file=None) -> Callable[[Path], list[str]]:
+    return lambda folder: ([scenario_file(folder)] if scenario_file else []) + list(args)
+
+
+EXERCISE_CASES = [
+    ExerciseCase("seed-not-a-number", options("--seed", "seven"), "--seed", "expected a whole number, got 'seven'"),
+    ExerciseCase("seed-decimal", options("--seed", "1.5"), "--seed", "expected a whole number, got '1.5'"),
+    ExerciseCase("seed-negative", options("--seed", "-3"), "--seed", "must be >= 0, got -3"),
+    ExerciseCase("count-zero", options("--seed", "1", "--count", "0"), "--count", "must be >= 1, got 0"),
+    ExerciseCase("count-not-a-number", options("--seed", "1", "--count", "ten"), "--count",
+                 "expected a whole number, got 'ten'"),
+    ExerciseCase("jobs-zero", options("--seed", "1", "--jobs", "0"), "--jobs", "must be >= 1, got 0"),
+    ExerciseCase("difficulty-unknown", options("--seed", "1", "--difficulty", "extreme"), "--difficulty",
+                 "unknown 'extreme'; expected one of easy, medium, hard"),
+    ExerciseCase("format-unknown", options("--seed", "1", "--format", "docx"), "--format",
+                 "unknown 'docx'; expected one of markdown, pdf, html"),
+    ExerciseCase("scenario-unknown", options("no-such-scenario", "--seed", "1"), "no-such-scenario",
+                 "no such file or built-in scenario (built-ins: four-images, zebra-cat)"),
+    ExerciseCase("scenario-missing-file", options("--seed", "1", scenario_file=missing("gone.yaml")), FILE,
+                 "no such file"),
+    ExerciseCase("scenario-bad-shape",
+                 options("--seed", "1", scenario_file=scenario("yaml", ("inputs[1].pixels", grid(4, 3)))),
+                 "inputs[1].pixels", "shape 1x4x3 differs from inputs[0] (1x4x4)"),
+    ExerciseCase("scenario-bad-allow",
+                 options("--seed", "1", scenario_file=scenario("json", ("exercise", {"allow": "ties"}))),
+                 "exercise.allow", "expected a list, got text 'ties'"),
+]
+
+
+def assert_exercise_rejected(c: ExerciseCase, arguments: list[str], code: int, out: str, err: str) -> None:
+    argument = next((a for a in arguments if a.endswith((".yaml", ".json"))), "")
+    assert_rejected(Case(c.id, lambda folder: "", c.where, c.what), argument, code, out, err)
+
+
+@pytest.mark.parametrize("c", EXERCISE_CASES, ids=[c.id for c in EXERCISE_CASES])
+def test_exercise_rejected_in_process(c: ExerciseCase, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    arguments = c.arguments(tmp_path)
+    code = main(["exercise", *arguments, "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert_exercise_rejected(c, arguments, code, out, err)
+    assert not (tmp_path / "out").exists(), "nothing may be written"
+
+
+@pytest.mark.parametrize("c", EXERCISE_CASES[::3], ids=[c.id for c in EXERCISE_CASES[::3]])
+def test_exercise_rejected_by_the_command_line(c: ExerciseCase, tmp_path: Path) -> None:
+    arguments = c.arguments(tmp_path)
+    result = run_cli("exercise", *arguments, "--out", "out", cwd=tmp_path)
+    assert_exercise_rejected(c, arguments, result.returncode, result.stdout, result.stderr)
+    assert not (tmp_path / "out").exists(), "nothing may be written"
