@@ -18,6 +18,7 @@ from .verify import lookup
 QUESTION_STREAM = 1  # third entry of the question generator's seed (the numbers use [seed, k])
 ABSOLUTE_TOLERANCE = 0.005  # values of 0.1 and more: right to about two decimals
 RELATIVE_TOLERANCE = 0.05  # smaller values: within 5%
+ROUNDED_PROBABILITY = 0.0005  # a probability carried to 3 decimals
 ACTIVATION_TEXT = {
     "relu": "the ReLU output",
     "leaky_relu": "the leaky ReLU output",
@@ -43,7 +44,8 @@ class Question:
 
 
 def tolerance(value: float) -> float:
-    """Absolute 0.005 for values of 0.1 or more (and 0); 5% below, so a small value is not matched by 0."""
+    """Absolute 0.005 for values of 0.1 or more (and 0); 5% below, so a small value is not matched by 0.
+    The loss also allows for a probability rounded to 3 decimals before taking the log."""
     if value == 0 or abs(value) >= 0.1:
         return ABSOLUTE_TOLERANCE
     return float(f"{RELATIVE_TOLERANCE * abs(value):.2g}")
@@ -154,7 +156,10 @@ def choose_questions(variant: Variant) -> list[Question]:
     questions = []
     for number, (kind, path, s, u, text) in enumerate(asked, start=1):
         value = float(lookup(values, path))
-        questions.append(Question(f"q{number}", kind, path, s, u, text, value, tolerance(value)))
+        tol = tolerance(value)
+        if kind == "loss":  # -ln p from p rounded to 3 decimals is off by up to 0.0005 / p
+            tol = max(tol, float(f"{ROUNDED_PROBABILITY / first.probs[sc.label_index(sc.inputs[0])]:.2g}"))
+        questions.append(Question(f"q{number}", kind, path, s, u, text, value, tol))
     return questions
 
 

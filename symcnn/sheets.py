@@ -62,9 +62,9 @@ def student_document(report: Report, variant: Variant, questions: list[Question]
     quantities = {q.path: q for q in report.derivation.quantities()}
     first = sc.inputs[0].name
     description = (
-        "Work by hand; a calculator is needed only for e^x and ln. Give each answer to at least 3 decimals "
-        "(3 significant figures for values below 0.1). Pass 1 starts with the parameters below, and "
-        f"{first} is its first sample."
+        "Work by hand; a calculator is needed only for exp and ln. Give each answer to at least 3 decimals "
+        "(3 significant figures for values below 0.1) and carry at least 4 significant figures in between. "
+        f"Pass 1 starts with the parameters below, and {first} is its first sample."
     )
     ids = ", ".join(f"{q.id}: ..." for q in questions[:2])
     notes = (
