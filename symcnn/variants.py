@@ -170,9 +170,10 @@ def pool_maps(sc: Scenario, a: np.ndarray) -> np.ndarray:
 
 
 def pool_ties(sc: Scenario, a: np.ndarray, strict: bool) -> bool:
-    """A max-pool window whose maximum is shared by two cells, where that decides a gradient
-    (for ReLU only above 0: below, the gradient is 0 whichever cell wins)."""
-    if sc.pool.kind != "max":
+    """A max-pool window whose maximum is shared by two cells, where that decides a gradient a student
+    works out: only when filters learn (else the tied value is all that matters), and for ReLU only
+    above 0 (below, the gradient is 0 whichever cell wins)."""
+    if sc.pool.kind != "max" or not sc.training.update_filters:
         return False
     for f in range(a.shape[0]):
         for _, _, (rows, cols) in windows(sc, a.shape[1:]):

@@ -185,6 +185,54 @@ def test_a_scenario_that_cannot_be_drawn_says_why(monkeypatch):
     assert draw_variant(load(data), 1, 1).trace.final[0].probs.max() > 0.995
 
 
+def structure(**changes) -> dict:
+    data = read_source("four-images")[0]
+    data.pop("claims")
+    return {**data, **changes}
+
+
+TWO_CHANNELS = [[[0, 1, 0, 1]] * 4, [[1, 0, 1, 0]] * 4]
+STRUCTURES = {
+    "channels-padding-stride-avg-leaky-batch": structure(
+        classes=["a", "b", "c"],
+        inputs=[
+            {"name": "p", "label": "a", "pixels": TWO_CHANNELS},
+            {"name": "q", "label": "c", "pixels": TWO_CHANNELS},
+        ],
+        conv={"stride": 2, "padding": 1, "filters": [{"name": "A", "weights": [[[1, 0], [0, 1]], [[0, 1], [1, 0]]]}]},
+        activation={"kind": "leaky_relu", "slope": 0.5},
+        pool={"kind": "avg", "size": [1, 3]},
+        dense={"weights": [[0.1] * 3] * 3, "biases": [0, 0, 0]},
+        training={"learning_rate": 0.5, "update": "batch_mean"},
+    ),
+    "sigmoid-global-max-two-passes": structure(
+        activation="sigmoid",
+        pool={"kind": "max", "size": "global"},
+        dense={"weights": [[0.1, 0.2], [0.3, 0.4]], "biases": [0, 0]},
+        training={"learning_rate": 0.1, "iterations": 2, "update": "batch_sum"},
+    ),
+    "tanh-filters-learn": structure(activation="tanh", training={"learning_rate": 0.1, "update_filters": True}),
+    "no-activation-overlapping-max": structure(
+        activation="none",
+        pool={"kind": "max", "size": 2, "stride": 1},
+        dense={"weights": [[0.1] * 8, [0.2] * 8], "biases": [0, 0]},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", STRUCTURES)
+def test_any_structure_gives_checked_variants_and_sheets(name, tmp_path, capsys):
+    scenario = tmp_path / f"{name}.yaml"
+    scenario.write_text(yaml.safe_dump({**STRUCTURES[name], "name": name}))
+    assert exercise(tmp_path / "out", str(scenario), "--seed", "8", "--count", "2", "--jobs", "1") == 0
+    key = json.loads((tmp_path / "out/key.json").read_text())
+    for entry in key["variants"].values():
+        sc = load(str(tmp_path / "out" / entry["file"]))
+        assert check(sc).ok
+        values = run(sc).to_dict()
+        assert all(q["value"] == lookup(values, q["path"]) for q in entry["questions"].values())
+
+
 # ----------------------------------------------------------------------------- the sheets
 
 
