@@ -184,11 +184,11 @@ def mark(section: Section, number: int, quantity, shown, name, cell) -> None:
     blocks = section.blocks
     at = next((i for i, b in enumerate(blocks) if b.kind == "equation" and b.lhs == quantity.symbol), None)
     if at is not None:
-        blocks.insert(at, Text(f"Question {number} asks for this value:"))
+        blocks.insert(at, Text(f"» Question {number} asks for this value:"))
     elif name is not None:
         at = next((i for i, b in enumerate(blocks) if b.kind == "matrix" and b.name == name), len(blocks))
         where = f"row {cell[0] + 1}, column {cell[1] + 1}"
-        blocks[at:at] = [Text(f"Question {number} asks for the cell at {where} (boxed below):"), shown]
+        blocks[at:at] = [Text(f"» Question {number} asks for the cell at {where} (boxed below):"), shown]
     if name is None:
         return
     i, j = cell

@@ -245,7 +245,7 @@ def test_the_student_sheet_asks_and_the_solution_answers(batch):
     assert "variant: 2" in student
     for n, q in enumerate(key["questions"].values(), start=1):
         assert f"{n}. {q['question']}" in student and f"{n}. {q['question']}" in solution
-        assert f"Question {n} asks for" in solution
+        assert f"» Question {n} asks for" in solution
     head, worked = solution.split("## Setup", 1)
     assert "## Questions and answers" in head
     assert r"\boxed{" in worked  # the asked cells in their matrices
