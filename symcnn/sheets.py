@@ -59,7 +59,6 @@ def settings_for(sc: Scenario) -> Settings:
 
 def student_document(report: Report, variant: Variant, questions: list[Question], settings: Settings) -> Document:
     sc = report.scenario
-    quantities = {q.path: q for q in report.derivation.quantities()}
     first = sc.inputs[0].name
     description = (
         "Work by hand; a calculator is needed only for exp and ln. Give each answer to at least 3 decimals "
@@ -74,7 +73,7 @@ def student_document(report: Report, variant: Variant, questions: list[Question]
     blocks = []
     for number, q in enumerate(questions, start=1):
         blocks.append(Text(f"{number}. {q.text}"))
-        blocks.append(Formula(quantities[q.path].symbol, AnswerBox()))
+        blocks.append(Formula(quantity_at(report.derivation, q.path).symbol, AnswerBox()))
     sections = (Builder(report, settings).setup(), Section("Questions", "questions", blocks, 1))
     return Document(
         "student",
@@ -99,14 +98,13 @@ def student_document(report: Report, variant: Variant, questions: list[Question]
 def solution_document(report: Report, variant: Variant, questions: list[Question], settings: Settings) -> Document:
     doc = build_document(report, settings)
     d, sc = report.derivation, report.scenario
-    quantities = {q.path: q for q in d.quantities()}
     sections = [dataclasses.replace(s, blocks=list(s.blocks)) for s in doc.sections]
     by_key = {s.key: s for s in sections}
     elide = settings.detail == "summary"
     rows, details = [], []
     for number, q in enumerate(questions, start=1):
-        quantity = quantities[q.path]
-        shown = answer_equation(sc, q, quantity, quantities, elide)
+        quantity = quantity_at(d, q.path)
+        shown = answer_equation(sc, d, q, quantity, elide)
         suffix, matrix = SECTION_OF[q.kind]
         index = [part for part in parse_path(q.path) if isinstance(part, int)][1:]
         if q.kind == "conv":
@@ -141,17 +139,20 @@ def solution_document(report: Report, variant: Variant, questions: list[Question
     return dataclasses.replace(doc, name="solution", title=f"{doc.title} (solution)", sections=(qa, *sections))
 
 
-def answer_equation(sc: Scenario, q: Question, quantity, quantities: dict, elide: bool):
+def quantity_at(d, path: str):
+    """The Quantity (symbol, general, substituted, value) at a `symcnn values` path, built on its own."""
+    part, n, key, *index = parse_path(path)
+    record = {"steps": d.steps, "updates": d.updates, "final": d.final}[part][n]
+    return record.groups[key][tuple(index)]
+
+
+def answer_equation(sc: Scenario, d, q: Question, quantity, elide: bool):
     """The asked value as general = substituted = value, displayed as the worked solution shows it."""
     if q.kind == "activated":
-        z = quantities[q.path.replace(".activated", ".conv")]
+        z = quantity_at(d, q.path.replace(".activated", ".conv"))
         shown = relu_display(sc.activation.kind, z.symbol, sympy.Rational(repr(sc.activation.slope)))
         if shown is not None:
             return equation(quantity, shown, {z.symbol: z.value}, elide=elide)
-    if q.kind == "pooled":
-        prefix = q.path.split(".pooled")[0] + ".activated"
-        env = {a.symbol: a.value for path, a in quantities.items() if path.startswith(prefix)}
-        return equation(quantity, quantity.general, env, elide=elide)
     return equation(quantity, elide=elide)
 
 
