@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -63,6 +65,19 @@ def test_a_batch_has_a_folder_per_variant_and_a_key(batch):
 
 def test_same_seed_same_bytes_whatever_the_number_of_processes(batch, tmp_path):
     assert exercise(tmp_path, "four-images", "--seed", "11", "--count", "3", "--jobs", "1") == 0
+    assert files(tmp_path) == files(batch)
+
+
+def test_same_bytes_from_another_process_with_another_hash_seed(batch, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    env = dict(
+        os.environ,
+        PYTHONHASHSEED="123",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+    )
+    command = [sys.executable, "-m", "symcnn", "exercise", "--seed", "11", "--count", "3", "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
     assert files(tmp_path) == files(batch)
 
 
