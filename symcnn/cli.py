@@ -166,19 +166,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="write exercise sheets of seeded variants, with solutions and an answer key",
         description=cmd_exercise.__doc__,
     )
-    p.add_argument("scenario", nargs="?", default="four-images", help=SCENARIO_HELP + " (default: four-images)")
+    p.add_argument(
+        "scenario", nargs="?", default="four-images", metavar="SCENARIO", help=SCENARIO_HELP + " (default: four-images)"
+    )
     # numbers are checked by the library, so that a bad one is one `error: --seed: ...` line like any bad input
-    p.add_argument("--seed", required=True, help="whole number >= 0; the same seed gives the same variants")
-    p.add_argument("--count", default="1", help="how many variants (default 1)")
-    p.add_argument("--out", "-o", required=True, help="output folder (created if missing)")
-    p.add_argument("--difficulty", default="easy", help="easy (default), medium or hard")
-    p.add_argument("--format", "-f", default="markdown", help="markdown (default), pdf or html")
-    p.add_argument("--jobs", "-j", default=None, help="worker processes (default: the number of cores)")
+    p.add_argument(
+        "--seed", required=True, metavar="N", help="whole number >= 0; the same seed gives the same variants"
+    )
+    p.add_argument("--count", default="1", metavar="M", help="how many variants (default 1)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--difficulty", default="easy", metavar="{easy,medium,hard}", help="easy (default), medium or hard")
+    p.add_argument(
+        "--format", "-f", default="markdown", metavar="{markdown,pdf,html}", help="markdown (default), pdf or html"
+    )
+    p.add_argument("--jobs", "-j", default=None, metavar="J", help="worker processes (default: the number of cores)")
     p.set_defaults(func=cmd_exercise)
 
     p = sub.add_parser("grade", help="mark an answers file against an exercise key", description=cmd_grade.__doc__)
-    p.add_argument("answers", help="the student's answers, YAML or JSON: {variant: N, answers: {q1: ..., ...}}")
-    p.add_argument("--key", "-k", required=True, help="the key.json that `symcnn exercise` wrote")
+    p.add_argument(
+        "answers", metavar="ANSWERS", help="the student's answers, YAML or JSON: {variant: N, answers: {q1: ..., ...}}"
+    )
+    p.add_argument("--key", "-k", required=True, metavar="KEY.json", help="the key.json that `symcnn exercise` wrote")
     p.set_defaults(func=cmd_grade)
     return parser
 
