@@ -4,6 +4,8 @@
     trace = symcnn.run(sc)               # NumPy: every number (the `symcnn values` JSON)
     derivation = symcnn.derive(sc)       # SymPy: general form, substituted form, value
     report = symcnn.check(sc)            # both agree, and the claims hold
+    symcnn.exercise(sc, seed=7, count=30, out="week5")   # seeded variants: sheets, solutions, key.json
+    symcnn.grade("ada.yaml", "week5/key.json").score     # mark a student's answers
 
 SymPy is imported only by derive/check, so `load` and `run` stay fast.
 """
