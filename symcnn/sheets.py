@@ -51,13 +51,16 @@ def checked_report(sc: Scenario) -> Report:
 
 
 def settings_for(sc: Scenario) -> Settings:
-    return Settings(precision=sc.display.get("precision", 3), fractions=sc.display.get("fractions", False))
+    """The scenario's display hints, as `symcnn render` takes them (else summary, 3 decimals, decimals)."""
+    display = sc.display
+    return Settings(display.get("detail", "summary"), display.get("precision", 3), display.get("fractions", False))
 
 
 # ---------------------------------------------------------------- the student sheet
 
 
 def student_document(report: Report, variant: Variant, questions: list[Question], settings: Settings) -> Document:
+    """The setup of the variant and its numbered questions, each with a box for the answer."""
     sc = report.scenario
     first = sc.inputs[0].name
     description = (
@@ -96,6 +99,7 @@ def student_document(report: Report, variant: Variant, questions: list[Question]
 
 
 def solution_document(report: Report, variant: Variant, questions: list[Question], settings: Settings) -> Document:
+    """The worked solution of the variant with the questions answered first and marked where worked out."""
     doc = build_document(report, settings)
     d, sc = report.derivation, report.scenario
     sections = [dataclasses.replace(s, blocks=list(s.blocks)) for s in doc.sections]
