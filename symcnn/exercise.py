@@ -177,7 +177,10 @@ def write_exercises(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot create {out}: {exc.strerror or exc}") from None
     with tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:
         staging = Path(tmp)
         work = [Job(sc, seed, k, difficulty, fmt, str(staging)) for k in range(1, count + 1)]

@@ -578,3 +578,12 @@ def test_exercise_rejected_by_the_command_line(c: ExerciseCase, tmp_path: Path) 
     result = run_cli("exercise", *arguments, "--out", "out", cwd=tmp_path)
     assert_exercise_rejected(c, arguments, result.returncode, result.stdout, result.stderr)
     assert not (tmp_path / "out").exists(), "nothing may be written"
+
+
+@pytest.mark.parametrize("out", ["a-file", "a-file/sheets"])
+def test_exercise_out_must_be_a_folder(out: str, tmp_path: Path, capsys) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    code = main(["exercise", "--seed", "1", "--out", str(tmp_path / out)])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: --out: "), err
+    assert (tmp_path / "a-file").read_text() == "not a folder"
