@@ -5,7 +5,8 @@ and its part of the answer key, built in parallel over the machine's cores.
     OUT/variant-01/scenario.yaml     the variant as a scenario file (`symcnn check` / `render` take it)
     OUT/variant-01/student.md        the student sheet (pdf: student.tex and student.pdf)
     OUT/variant-01/solution.md       the worked solution, questions and answers first
-    OUT/class.pdf                    pdf only: every student sheet, then every solution, for printing
+    OUT/key.md                       every variant's answers in one table (pdf: key.tex and key.pdf)
+    OUT/class.pdf                    pdf only: every student sheet, the key, then every solution, to print
 
 Everything is written into a staging folder inside OUT and moved in when the whole batch is done,
 so a failure leaves nothing half-written. Variant k depends only on (seed, k).
@@ -28,7 +29,7 @@ from .progress import progress
 from .questions import choose_questions, key_entry
 from .rendering import FORMATS, LATEX_DELIMITERS, compile_pdf, have_tex, render_text, template_dir, write_formats
 from .scenario import Scenario
-from .sheets import checked_report, settings_for, solution_document, student_document
+from .sheets import checked_report, key_document, quantity_at, settings_for, solution_document, student_document
 from .sources import load
 from .variants import DIFFICULTIES, draw_variant
 
@@ -61,8 +62,20 @@ def scenario_yaml(variant) -> str:
     )
 
 
-def build_variant(job: Job) -> tuple[int, dict, list[str]]:
-    """Draw, check and write one variant into the staging folder; returns (index, key entry, files)."""
+@dataclass(frozen=True)
+class Built:
+    """What a worker hands back for one variant."""
+
+    index: int
+    key: dict  # its entry in key.json
+    files: list[str]  # written, relative to the staging folder
+    answers: tuple  # exact (SymPy) answers, for the answer key's table
+    kinds: tuple[str, ...]
+    checked: int  # values SymPy and NumPy agreed on
+
+
+def build_variant(job: Job) -> Built:
+    """Draw, check and write one variant into the staging folder."""
     variant = draw_variant(job.scenario, job.seed, job.index, job.difficulty)
     questions = choose_questions(variant)
     report = checked_report(variant.scenario)  # SymPy against NumPy, every value
@@ -81,7 +94,15 @@ def build_variant(job: Job) -> tuple[int, dict, list[str]]:
     else:
         for doc in docs:
             written += [p.name for p in write_formats(doc, [SHEET_FORMATS[job.fmt]], folder)]
-    return job.index, key_entry(variant, questions, name), [f"{name}/{w}" for w in written]
+    answers = tuple(quantity_at(report.derivation, q.path).value for q in questions)
+    return Built(
+        job.index,
+        key_entry(variant, questions, name),
+        [f"{name}/{w}" for w in written],
+        answers,
+        tuple(q.kind for q in questions),
+        report.compared,
+    )
 
 
 def write_pdfs(docs, folder: Path) -> list[str]:
@@ -99,7 +120,7 @@ def write_pdfs(docs, folder: Path) -> list[str]:
     return [p.name for p in sources + pdfs]
 
 
-def run_jobs(jobs: list[Job], workers: int) -> list[tuple[int, dict, list[str]]]:
+def run_jobs(jobs: list[Job], workers: int) -> list[Built]:
     """Every job, in a process pool when more than one worker; results in variant order."""
     bar = progress(len(jobs), "variants", unit="variant")
     results = []
@@ -121,7 +142,7 @@ def run_jobs(jobs: list[Job], workers: int) -> list[tuple[int, dict, list[str]]]
                     raise
     finally:
         bar.close()
-    return sorted(results, key=lambda result: result[0])
+    return sorted(results, key=lambda built: built.index)
 
 
 def class_tex(names: list[str]) -> str:
@@ -171,7 +192,7 @@ def write_exercises(
     jobs: int | None = None,
 ) -> list[Path]:
     """Write ``count`` variants of ``scenario`` drawn from ``seed`` into ``out``; returns the variant
-    folders and the top-level files (key.json, and with pdf class.tex and class.pdf)."""
+    folders and the top-level files (key.json, the key table, and with pdf class.tex and class.pdf)."""
     seed, count, workers = check_request(seed, count, difficulty, fmt, jobs)
     sc = load(scenario)
     out = Path(out)
@@ -192,17 +213,23 @@ def write_exercises(
             "difficulty": difficulty,
             "count": count,
             "tolerance": "absolute 0.005 for values of 0.1 or more (and 0), else 5% of the value",
-            "variants": {str(index): entry for index, entry, _ in results},
+            "variants": {str(built.index): built.key for built in results},
         }
         (staging / "key.json").write_text(json.dumps(key, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        files = [file for _, _, written in results for file in written] + ["key.json"]
+        files = [file for built in results for file in built.files] + ["key.json"]
+        answers = {built.index: built.answers for built in results}
+        checked = sum(built.checked for built in results)
+        table = key_document(sc, seed, difficulty, answers, list(results[0].kinds), checked)
         if fmt == "pdf":
-            names = [folder_name(index) for index, _, _ in results]
+            files += write_pdfs([table], staging)
+            names = [folder_name(built.index) for built in results]
             (staging / "class.tex").write_text(class_tex(names), encoding="utf-8")
-            compile_pdf([staging / "class.tex"], staging)
+            compile_pdf([staging / "class.tex"], staging)  # its aux files stay behind in the staging folder
             files += ["class.tex", "class.pdf"]
+        else:
+            files += [p.name for p in write_formats(table, [SHEET_FORMATS[fmt]], staging)]
         for file in files:
             (out / file).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / file, out / file)
-    top = [out / folder_name(index) for index, _, _ in results]
+    top = [out / folder_name(built.index) for built in results]
     return top + [out / f for f in files if "/" not in f]

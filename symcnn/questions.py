@@ -28,6 +28,18 @@ ACTIVATION_TEXT = {
 }
 
 
+KIND_TEXT = {  # what a question of each kind asks for, in the answer key's legend
+    "conv": "a convolution cell",
+    "activated": "an activation",
+    "pooled": "a pooling output",
+    "logits": "a logit",
+    "probs": "a probability",
+    "loss": "the loss",
+    "grad_dense_weights": "a dense-weight gradient",
+    "dense_weights": "an updated dense weight",
+}
+
+
 @dataclass(frozen=True)
 class Question:
     id: str  # q1, q2, ...

@@ -14,7 +14,7 @@ import sympy
 
 from .document import Cell, Document, Formula, Section, Settings, Table, Text, equation, relu_display
 from .errors import VerificationError
-from .questions import Question
+from .questions import KIND_TEXT, Question
 from .scenario import Scenario, parse_path
 from .variants import Variant
 from .verify import Report, check
@@ -92,6 +92,41 @@ def student_document(report: Report, variant: Variant, questions: list[Question]
         0,
         0,
         kind="student",
+    )
+
+
+# ---------------------------------------------------------------- the answer key of a batch
+
+KEY_ROWS = 40  # variants per table: a LaTeX table does not break across pages
+
+
+def key_document(sc: Scenario, seed: int, difficulty: str, answers: dict, kinds: list[str], checked: int) -> Document:
+    """Every variant's answers in one table (rounded; key.json has full values and tolerances)."""
+    ids = [f"q{n}" for n in range(1, len(kinds) + 1)]
+    legend = ", ".join(f"{qid} {KIND_TEXT[kind]}" for qid, kind in zip(ids, kinds))
+    blocks = [
+        Text(
+            f"{legend}. Each variant asks about its own cells and samples (see its sheet or its solution); "
+            "key.json holds the full values and the accepted tolerances."
+        )
+    ]
+    header = (Cell("variant"), *(Cell(qid) for qid in ids))
+    rows = [(Cell(str(index)), *(Cell(value, True) for value in values)) for index, values in sorted(answers.items())]
+    blocks += [Table(header, tuple(rows[i : i + KEY_ROWS])) for i in range(0, len(rows), KEY_ROWS)]
+    return Document(
+        "key",
+        f"Answer key: {sc.title}",
+        f"{len(answers)} variants of {sc.name}, seed {seed}, {difficulty}.",
+        (),
+        (Section("Answers", "answers", blocks, 1),),
+        Settings(),
+        None,
+        False,
+        checked,
+        0.0,
+        0,
+        0,
+        kind="key",
     )
 
 

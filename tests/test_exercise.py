@@ -53,7 +53,7 @@ def batch(tmp_path_factory) -> Path:
 
 def test_a_batch_has_a_folder_per_variant_and_a_key(batch):
     names = sorted(files(batch))
-    assert names == ["key.json"] + [
+    assert names == ["key.json", "key.md"] + [
         f"variant-0{k}/{f}" for k in (1, 2, 3) for f in ("scenario.yaml", "solution.md", "student.md")
     ]
     key = json.loads((batch / "key.json").read_text())
@@ -61,6 +61,11 @@ def test_a_batch_has_a_folder_per_variant_and_a_key(batch):
     assert sorted(key["variants"]) == ["1", "2", "3"]
     for entry in key["variants"].values():
         assert list(entry["questions"]) == [f"q{n}" for n in range(1, 8)]
+    table = (batch / "key.md").read_text()
+    for number, entry in key["variants"].items():  # one row per variant: the answers, rounded
+        row = next(line for line in table.splitlines() if line.startswith(f"| {number} |"))
+        cells = [c.strip().strip("$") for c in row.strip("|").split("|")[1:]]
+        assert [float(c) for c in cells] == pytest.approx([q["value"] for q in entry["questions"].values()], abs=5e-4)
 
 
 def test_same_seed_same_bytes_whatever_the_number_of_processes(batch, tmp_path):
@@ -283,7 +288,7 @@ def test_html_goes_through_the_generic_renderer(tmp_path, capsys):
 def test_pdf_sheets_and_the_class_set_compile(tmp_path, capsys):
     assert exercise(tmp_path, "--seed", "4", "--count", "3", "--format", "pdf") == 0
     out = capsys.readouterr().out.split()
-    assert out[-3:] == [str(tmp_path / f) for f in ("key.json", "class.tex", "class.pdf")]
+    assert out[-5:] == [str(tmp_path / f) for f in ("key.json", "key.tex", "key.pdf", "class.tex", "class.pdf")]
     names = files(tmp_path)
     for k in (1, 2, 3):
         for sheet in ("student", "solution"):
@@ -296,6 +301,7 @@ def test_pdf_sheets_and_the_class_set_compile(tmp_path, capsys):
             info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout
             return int(re.search(r"^Pages:\s+(\d+)", info, re.MULTILINE).group(1))
 
-        # every sheet starts on an odd page of the class set (duplex printing)
+        # student sheets, the key, solutions: each starts on an odd page of the class set (duplex printing)
         sheets = [pages(tmp_path / f"variant-0{k}/{s}.pdf") for s in ("student", "solution") for k in (1, 2, 3)]
+        sheets.append(pages(tmp_path / "key.pdf"))
         assert pages(tmp_path / "class.pdf") == sum(n + n % 2 for n in sheets)
