@@ -156,9 +156,14 @@ def exact(number: float) -> Fraction:
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), index=st.integers(1, 500), name=st.sampled_from(BUILTINS))
-def test_easy_variants_are_exact_to_two_decimals_and_not_degenerate(seed, index, name):
-    variant = draw_variant(load(name), seed, index, "easy")
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    index=st.integers(1, 500),
+    name=st.sampled_from(BUILTINS),
+    difficulty=st.sampled_from(["easy", "easy", "medium"]),
+)
+def test_easy_variants_are_exact_to_two_decimals_and_not_degenerate(seed, index, name, difficulty):
+    variant = draw_variant(load(name), seed, index, difficulty)
     sc = variant.scenario
     for x in sc.inputs:  # inputs and weights: small integers or one decimal
         assert all(exact(v) * 10 == int(exact(v) * 10) for v in x.pixels.flat)
