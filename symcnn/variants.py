@@ -2,8 +2,8 @@
 
 Variant k of seed s is drawn from ``numpy.random.default_rng([s, k])`` alone, so it is the same whatever
 the batch size and however many processes share the batch. A draw that would make a question degenerate
-(an all-zero feature map, a max-pool tie that decides where a gradient goes, a probability that rounds to
-0 or 1, or at ``easy``/``medium`` a conv, activation or pooling value with more than two decimals) is
+(an all-zero feature map, a max-pool tie that decides where a gradient goes, a probability below 0.01 or
+above 0.99, or at ``easy``/``medium`` a conv, activation or pooling value with more than two decimals) is
 redrawn from the same generator, unless the scenario's ``exercise.allow`` keeps that kind.
 This module needs NumPy only: exact checks use fractions.Fraction.
 """
@@ -21,7 +21,7 @@ from .scenario import Scenario, pool_window, validate
 
 MAX_DRAWS = 1000  # draws of images and filters
 DENSE_DRAWS = 20  # draws of the dense layer for one set of feature maps
-SATURATED = 0.005  # a probability below this (or above 1 - this) shows as 0.00 (1.00) at two decimals
+SATURATED = 0.01  # probabilities stay in [0.01, 0.99]: none rounds to 0 or 1, none needs 5 digits by hand
 NICE = 100  # easy and medium: every conv, activation and pooling value is a multiple of 1/100
 
 
@@ -80,7 +80,7 @@ DIFFICULTIES = tuple(LEVELS)
 REASONS = {
     "zero-maps": "an all-zero feature map",
     "pool-ties": "a max-pool tie",
-    "saturated": "a probability that rounds to 0 or 1",
+    "saturated": "a probability below 0.01 or above 0.99",
     "decimals": "a conv, activation or pooling value with more than two decimals",
 }
 
@@ -200,7 +200,7 @@ def map_problems(sc: Scenario, numbers: dict, level: Level) -> set[str]:
 
 
 def saturated(sc: Scenario, trace: Trace) -> bool:
-    """A probability of the run that rounds to 0 or 1 at two decimals."""
+    """A probability of the run below 0.01 or above 0.99 (close to rounding to 0 or 1)."""
     if "saturated" in sc.exercise.get("allow", ()):
         return False
     probs = np.array([s.probs for s in trace.steps] + [f.probs for f in trace.final])
