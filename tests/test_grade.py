@@ -143,3 +143,12 @@ def test_grade_on_the_command_line(key, tmp_path):
     ]
     assert runs[0].returncode == 0 and "score:" in runs[0].stdout and runs[0].stderr == ""
     assert_one_error(runs[1].returncode, runs[1].stdout, runs[1].stderr, f"{bad}: answers.q1: ", "expected a number")
+
+
+@pytest.mark.parametrize(
+    "value, tol", [(3.049, 0.005), (-0.1, 0.005), (0.0, 0.005), (0.05, 0.0025), (-0.0123, 0.00062), (1e-4, 5e-6)]
+)
+def test_tolerance_is_absolute_above_a_tenth_and_relative_below(value, tol):
+    from symcnn.questions import tolerance
+
+    assert tolerance(value) == tol
