@@ -30,7 +30,7 @@ import sympy
 from sympy import Add, Mul, Piecewise, Pow, Rational, exp, log
 from sympy.printing.numpy import NumPyPrinter
 
-from .algebra import DPS, MaxOf, Quantity, chain, exact, minus, plus, substitute, times, to_value
+from .algebra import DPS, MaxOf, Quantity, chain, comparable, evaluate, exact, minus, plus, times, to_float, to_sympy
 from .errors import VerificationError
 from .progress import progress
 from .scenario import Activation, Scenario, pool_window, winner_cell
@@ -82,19 +82,13 @@ GRADIENT_OF = dict(
 # ---------------------------------------------------------------- exact numbers
 
 
-def to_exact(number: float) -> Fraction:
-    """A decimal as written, exactly: 0.7 -> 7/10 (as ``algebra.exact``, as a Fraction)."""
+def decimal(number: float) -> Fraction:
+    """A decimal as written, exactly: 0.7 -> 7/10 (``algebra.exact``, as a Fraction)."""
     return Fraction(repr(float(number)))
 
 
-def to_sympy(value) -> sympy.Expr:
-    if isinstance(value, (Fraction, int)):
-        return Rational(value.numerator, value.denominator)
-    return sympy.Float(value, DPS)
-
-
 def exact_array(values) -> np.ndarray:
-    return np.vectorize(to_exact, otypes=[object])(np.asarray(values, dtype=np.float64))
+    return np.vectorize(decimal, otypes=[object])(np.asarray(values, dtype=np.float64))
 
 
 ROUNDING = Fraction(1, 10**45)  # 50-digit values this close (relative) are equal in exact arithmetic
@@ -115,16 +109,22 @@ def max_abs(values: np.ndarray) -> int:
 
 def floats(values: np.ndarray) -> np.ndarray:
     """50-digit floats of exact values (mpmath would convert a Fraction at every product otherwise)."""
-    return np.vectorize(
-        lambda v: v if isinstance(v, mpmath.mpf) else mpmath.mpf(v.numerator) / v.denominator, otypes=[object]
-    )(values)
+    return np.vectorize(to_float, otypes=[object])(values)
 
 
 def alike(values: np.ndarray, partner: np.ndarray) -> np.ndarray:
     """``values`` as 50-digit floats when its partner in a product holds any (exact zeros stay exact)."""
     if rational(partner) or not rational(values):
         return values
-    return np.vectorize(lambda v: v if not v else mpmath.mpf(v.numerator) / v.denominator, otypes=[object])(values)
+    return np.vectorize(lambda v: to_float(v) if v else v, otypes=[object])(values)
+
+
+def alike_env(env: dict) -> dict:
+    """Nonzero fractions as 50-digit floats when the env holds any float (exact zeros stay exact)."""
+    if all(isinstance(v, (Fraction, int)) for v in env.values()):
+        return env
+    with mpmath.workdps(DPS + 10):  # cells are built later, outside derive()'s precision
+        return {s: to_float(v) if v else v for s, v in env.items()}
 
 
 def snap(z: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -150,14 +150,13 @@ def exactify(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def agrees(symbolic: sympy.Expr, value: sympy.Expr) -> bool:
+def agrees(symbolic, value) -> bool:
     """Exact values must be equal; 50-digit ones equal to 30 digits."""
     if symbolic == value:
         return True
-    if symbolic.is_Rational and value.is_Rational:
+    if isinstance(symbolic, (Fraction, int)) and isinstance(value, (Fraction, int)):
         return False
-    scale = max(1, abs(value))
-    return abs(sympy.N(symbolic - value, DPS)) <= sympy.Float(10) ** -30 * scale
+    return abs(symbolic - value) <= mpmath.mpf(10) ** -30 * max(1, abs(value))
 
 
 # ---------------------------------------------------------------- rules: SymPy expressions, lambdified
@@ -464,7 +463,7 @@ class Deriver:
         self.pool_size, self.pool_stride = (
             pool_window(sc.pool, sc.conv_shape) if sc.pool.kind != "none" else ((1, 1), (1, 1))
         )
-        self.eta = to_exact(sc.training.learning_rate)
+        self.eta = decimal(sc.training.learning_rate)
         self.initial = {
             "filters": exact_array(np.stack([f.weights for f in sc.conv.filters])),
             "filter_biases": exact_array([f.bias for f in sc.conv.filters]),
@@ -573,7 +572,7 @@ class Deriver:
         stacked = np.stack(cells, axis=-1)  # K x Ho x Wo x window
         winners = np.zeros((K, Ho, Wo), int)
         for index in np.ndindex(K, Ho, Wo):  # the first largest (exactly, or to 45 digits)
-            row = stacked[index]
+            row = comparable(stacked[index])
             top = max(row)
             winners[index] = next(t for t, value in enumerate(row) if value >= top - ROUNDING * abs(top))
         m = np.take_along_axis(stacked, winners[..., None], axis=-1)[..., 0]
@@ -628,7 +627,13 @@ class Deriver:
                 new[key] = params[key].copy()
                 continue
             total = sum(step.values[GRADIENT_OF[key]] for step in steps)
-            new[key] = self.rules.sgd(params[key], self.eta, scale, total)
+            new[key] = params[key].copy()  # a zero gradient leaves a parameter exactly as it was
+            moves = np.vectorize(bool, otypes=[bool])(total)
+            if rational(total):
+                new[key][moves] = self.rules.sgd(params[key][moves], self.eta, scale, total[moves])
+            else:  # 50-digit floats throughout (mixed products would convert at every cell)
+                theta, g = floats(params[key][moves]), floats(total[moves])
+                new[key][moves] = self.rules.sgd(theta, floats(np.array(self.eta)), floats(np.array(scale)), g)
         return new
 
     # one cell's quantity -----------------------------------------------------------------
@@ -660,21 +665,18 @@ class Deriver:
         return index
 
     def make(self, record, key: str, index: tuple, symbol, general) -> Quantity:
-        """The quantity at ``index`` of group ``key``: substitute, evaluate with SymPy, and confirm that
-        SymPy's value equals the bulk value."""
+        """The quantity at ``index`` of group ``key``: its general form evaluated at this step's numbers
+        must give the bulk value (exactly where rational)."""
         if isinstance(record, UpdateDerivation):
-            env = {
-                s: to_sympy(self.lookup(s, record.steps[0], record.steps, record.before)) for s in general.free_symbols
-            }
+            env = {s: self.lookup(s, record.steps[0], record.steps, record.before) for s in general.free_symbols}
         else:
-            env = {s: to_sympy(self.lookup(s, record)) for s in general.free_symbols}
-        substituted = substitute(general, env)
-        value = to_value(substituted.doit())
-        bulk = to_sympy(record.values[key][index])
+            env = {s: self.lookup(s, record) for s in general.free_symbols}
+        value = evaluate(general, alike_env(env))
+        bulk = record.values[key][index]
         path = self.path(record, key, index)
         if not agrees(value, bulk):
-            raise VerificationError(f"{path}: SymPy gives {value}, the layer rule {bulk}")
-        return Quantity(path, symbol, general, substituted, bulk)
+            raise VerificationError(f"{path}: the cell's own expression gives {value}, the layer rule {bulk}")
+        return Quantity(path, symbol, general, env, to_sympy(bulk))
 
     def general(self, record: StepDerivation, key: str, index: tuple):
         """(symbol, general form) of one cell of a step (remembered: chain rules reuse them)."""
