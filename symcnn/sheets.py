@@ -77,7 +77,9 @@ def student_document(report: Report, variant: Variant, questions: list[Question]
     for number, q in enumerate(questions, start=1):
         blocks.append(Text(f"{number}. {q.text}"))
         blocks.append(Formula(quantity_at(report.derivation, q.path).symbol, AnswerBox()))
-    sections = (Builder(report, settings).setup(), Section("Questions", "questions", blocks, 1))
+    # every number a question needs is on the sheet: the setup's matrices are never elided
+    setup = Builder(report, dataclasses.replace(settings, detail="full")).setup()
+    sections = (setup, Section("Questions", "questions", blocks, 1))
     return Document(
         "student",
         sc.title,

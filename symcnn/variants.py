@@ -2,9 +2,10 @@
 
 Variant k of seed s is drawn from ``numpy.random.default_rng([s, k])`` alone, so it is the same whatever
 the batch size and however many processes share the batch. A draw that would make a question degenerate
-(an all-zero feature map, a max-pool tie that decides where a gradient goes, a probability below 0.01 or
-above 0.99, or at ``easy``/``medium`` a conv, activation or pooling value with more than two decimals) is
-redrawn from the same generator, unless the scenario's ``exercise.allow`` keeps that kind.
+(an all-zero feature map, a max-pool tie that decides where a gradient goes, a probability of the first
+sample below 0.01 or above 0.99, or at ``easy``/``medium`` a conv, activation or pooling value with more
+than two decimals) is redrawn from the same generator, unless the scenario's ``exercise.allow`` keeps
+that kind.
 This module needs NumPy only: exact checks use fractions.Fraction.
 """
 
@@ -20,7 +21,8 @@ from .numeric import Trace, run
 from .scenario import Scenario, pool_window, validate
 
 MAX_DRAWS = 1000  # draws of images and filters
-DENSE_DRAWS = 20  # draws of the dense layer for one set of feature maps
+DENSE_DRAWS = 20  # draws of the dense layer for one set of feature maps, at each scale
+DENSE_SHRINK = (1, 10, 100)  # when every draw saturates (wide dense layers), weights with one more decimal
 SATURATED = 0.01  # probabilities stay in [0.01, 0.99]: none rounds to 0 or 1, none needs 5 digits by hand
 NICE = 100  # easy and medium: every conv, activation and pooling value is a multiple of 1/100
 
@@ -80,7 +82,7 @@ DIFFICULTIES = tuple(LEVELS)
 REASONS = {
     "zero-maps": "an all-zero feature map",
     "pool-ties": "a max-pool tie",
-    "saturated": "a probability below 0.01 or above 0.99",
+    "saturated": "a first-sample probability below 0.01 or above 0.99",
     "decimals": "a conv, activation or pooling value with more than two decimals",
 }
 
@@ -115,10 +117,12 @@ def draw_maps(sc: Scenario, level: Level, rng: np.random.Generator) -> dict[str,
     }
 
 
-def draw_dense(sc: Scenario, level: Level, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def draw_dense(sc: Scenario, level: Level, rng: np.random.Generator, shrink: int = 1) -> dict[str, np.ndarray]:
+    """Exact dense weights and biases; ``shrink`` 10 makes each one tenth as large (one more decimal)."""
+    weights, biases = (Grid(g.low, g.high, g.scale * shrink, g.nonzero) for g in (level.dense, level.dense_bias))
     return {
-        "dense_weights": level.dense.draw(rng, sc.dense.weights.shape),
-        "dense_biases": level.dense_bias.draw(rng, sc.dense.biases.shape),
+        "dense_weights": weights.draw(rng, sc.dense.weights.shape),
+        "dense_biases": biases.draw(rng, sc.dense.biases.shape),
     }
 
 
@@ -200,10 +204,12 @@ def map_problems(sc: Scenario, numbers: dict, level: Level) -> set[str]:
 
 
 def saturated(sc: Scenario, trace: Trace) -> bool:
-    """A probability of the run below 0.01 or above 0.99 (close to rounding to 0 or 1)."""
+    """A probability of the first sample below 0.01 or above 0.99 (close to rounding to 0 or 1): the
+    questions ask for its logit, probability, loss and gradient. Later passes may saturate (a wide dense
+    layer learns fast); no question depends on them."""
     if "saturated" in sc.exercise.get("allow", ()):
         return False
-    probs = np.array([s.probs for s in trace.steps] + [f.probs for f in trace.final])
+    probs = trace.steps[0].probs
     return bool(probs.min() < SATURATED or probs.max() > 1 - SATURATED)
 
 
@@ -263,7 +269,8 @@ def scenario_data(sc: Scenario, numbers: dict, seed: int, index: int, difficulty
 def draw_variant(sc: Scenario, seed: int, index: int, difficulty: str = "easy") -> Variant:
     """Variant ``index`` (1-based) of ``seed``, redrawn from its own generator until no question is
     degenerate: first images and filters until the feature maps are good, then the dense layer until
-    no probability saturates (a few dense draws per set of maps, then new maps)."""
+    no probability saturates (a few dense draws per set of maps, smaller weights if they all saturate,
+    then new maps)."""
     level = LEVELS[difficulty]
     rng = np.random.default_rng([seed, index])
     seen: dict[str, int] = {}
@@ -272,13 +279,14 @@ def draw_variant(sc: Scenario, seed: int, index: int, difficulty: str = "easy") 
         draws += 1
         maps = draw_maps(sc, level, rng)
         found = map_problems(sc, maps, level)
-        for _ in range(DENSE_DRAWS if not found else 0):
-            numbers = {**maps, **draw_dense(sc, level, rng)}
-            data = scenario_data(sc, numbers, seed, index, difficulty)
-            variant = validate(data, data["name"], data["name"])
-            trace = run(variant)
-            if not saturated(sc, trace):
-                return Variant(index, seed, difficulty, data, variant, trace, draws)
+        for shrink in DENSE_SHRINK if not found else ():
+            for _ in range(DENSE_DRAWS):
+                numbers = {**maps, **draw_dense(sc, level, rng, shrink)}
+                data = scenario_data(sc, numbers, seed, index, difficulty)
+                variant = validate(data, data["name"], data["name"])
+                trace = run(variant)
+                if not saturated(sc, trace):
+                    return Variant(index, seed, difficulty, data, variant, trace, draws)
             found = {"saturated"}
         for reason in found:
             seen[reason] = seen.get(reason, 0) + 1

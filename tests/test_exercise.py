@@ -175,8 +175,8 @@ def test_easy_variants_are_exact_to_two_decimals_and_not_degenerate(seed, index,
     for q in maps:
         assert q.value.is_Rational and (q.value * 100).q == 1, (q.path, q.value)
     trace = variant.trace
+    assert 0.01 <= trace.steps[0].probs.min() and trace.steps[0].probs.max() <= 0.99
     for step in (*trace.steps, *trace.final):
-        assert 0.01 <= step.probs.min() and step.probs.max() <= 0.99
         assert all(np.any(m != 0) for m in step.activated)
 
 
@@ -187,6 +187,13 @@ def test_other_difficulties_draw_checked_variants(difficulty):
         assert check(variant.scenario).ok
     pixels = draw_variant(load("four-images"), 3, 1, "hard").scenario.inputs[0].pixels
     assert not np.all(pixels == np.round(pixels))  # hard: decimals
+
+
+def test_a_wide_dense_layer_gets_smaller_weights_not_saturated_probabilities():
+    variant = draw_variant(load("mnist-like"), 1, 1)  # 1,352 features, ten classes
+    probs = variant.trace.steps[0].probs
+    assert 0.01 <= probs.min() and probs.max() <= 0.99
+    assert np.abs(variant.scenario.dense.weights).max() < 0.1  # two decimals here, not the one of easy's ±0.5
 
 
 def test_the_seed_alone_decides_each_draw():
@@ -201,13 +208,16 @@ def test_a_scenario_that_cannot_be_drawn_says_why(monkeypatch):
 
     monkeypatch.setattr(variants, "MAX_DRAWS", 3)
     data = read_source("zebra-cat")[0]
-    data["training"] = {"learning_rate": 1000, "iterations": 3}  # every run saturates
+    classes = [f"c{n}" for n in range(200)]  # 200 classes: some probability is always below 0.01
+    data.update(classes=classes, dense={"weights": [[0.1]] * 200, "biases": [0] * 200})
+    for x, label in zip(data["inputs"], ("c0", "c1")):
+        x["label"] = label
     data["exercise"] = {"allow": ["zero-maps"]}
-    reason = r"no usable easy variant in 3 draws.*below 0.01 or above 0.99.*allow: \[saturated\]"
+    reason = r"no usable easy variant in 3 draws.*probability below 0.01 or above 0.99.*allow: \[saturated\]"
     with pytest.raises(ScenarioError, match=reason):
         draw_variant(load(data), 1, 1)
     data["exercise"] = {"allow": ["zero-maps", "saturated"]}
-    assert draw_variant(load(data), 1, 1).trace.final[0].probs.max() > 0.99
+    assert draw_variant(load(data), 1, 1).trace.steps[0].probs.min() < 0.01
 
 
 def structure(**changes) -> dict:
