@@ -25,7 +25,7 @@ import jinja2
 import yaml
 
 from .errors import RenderError, UsageError
-from .progress import progress
+from .progress import progress, quiet
 from .questions import choose_questions, key_entry
 from .rendering import FORMATS, LATEX_DELIMITERS, compile_pdf, have_tex, render_text, template_dir, write_formats
 from .scenario import Scenario
@@ -75,7 +75,12 @@ class Built:
 
 
 def build_variant(job: Job) -> Built:
-    """Draw, check and write one variant into the staging folder."""
+    """Draw, check and write one variant into the staging folder (the batch's bar is the only one)."""
+    with quiet():
+        return _build_variant(job)
+
+
+def _build_variant(job: Job) -> Built:
     variant = draw_variant(job.scenario, job.seed, job.index, job.difficulty)
     questions = choose_questions(variant)
     report = checked_report(variant.scenario)  # SymPy against NumPy, every value

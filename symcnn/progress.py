@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
+
+_inner = 0  # > 0: inside work whose caller shows its own bar
 
 
 class _Quiet:
@@ -16,8 +19,19 @@ class _Quiet:
 
 def progress(total: int, description: str, unit: str = "pass"):
     """A bar with ``update()`` and ``close()``; a silent stand-in in pipes, files and CI."""
-    if not sys.stderr.isatty() or os.environ.get("CI"):
+    if _inner or not sys.stderr.isatty() or os.environ.get("CI"):
         return _Quiet()
     from tqdm import tqdm
 
     return tqdm(total=total, desc=description, unit=unit, delay=1.0, leave=False, file=sys.stderr)
+
+
+@contextmanager
+def quiet():
+    """No bars for the work inside: its caller shows one of its own (an exercise batch, per variant)."""
+    global _inner
+    _inner += 1
+    try:
+        yield
+    finally:
+        _inner -= 1

@@ -36,3 +36,17 @@ def test_check_in_a_pipe_writes_nothing_to_stderr():
         [sys.executable, "-m", "symcnn", "check", "zebra-cat"], capture_output=True, text=True, check=True
     )
     assert result.stderr == ""
+
+
+def test_quiet_inside_work_that_shows_its_own_bar(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    monkeypatch.delenv("CI", raising=False)
+    with progress_module.quiet():
+        assert isinstance(progress_module.progress(3, "deriving"), progress_module._Quiet)
+    bar = progress_module.progress(3, "variants", unit="variant")
+    assert not isinstance(bar, progress_module._Quiet)
+    bar.close()
