@@ -217,7 +217,8 @@ def write_exercises(
             "seed": seed,
             "difficulty": difficulty,
             "count": count,
-            "tolerance": "absolute 0.005 for values of 0.1 or more (and 0), else 5% of the value",
+            "tolerance": "absolute 0.005 for values of 0.1 or more (and 0), else 5% of the value; the loss "
+            "also allows for a probability rounded to 3 decimals (0.0005 / p)",
             "variants": {str(built.index): built.key for built in results},
         }
         (staging / "key.json").write_text(json.dumps(key, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
