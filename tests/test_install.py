@@ -55,3 +55,6 @@ def test_installed_package_renders_from_another_directory(installed):
     assert result.returncode == 0, result.stderr
     assert (elsewhere / "out" / "snippets" / "index.tex").is_file()
     assert run("-m", "symcnn", "check", "four-images").returncode == 0
+    exercise = run("-m", "symcnn", "exercise", "zebra-cat", "--seed", "1", "--out", "sheets", "--jobs", "1")
+    assert exercise.returncode == 0, exercise.stderr
+    assert (elsewhere / "sheets" / "variant-01" / "solution.md").is_file()
