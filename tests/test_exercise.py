@@ -299,6 +299,28 @@ def test_html_goes_through_the_generic_renderer(tmp_path, capsys):
         assert not (tmp_path / "out").exists()
 
 
+def test_html_needs_nothing_but_an_html_renderer(tmp_path, capsys, monkeypatch):
+    """Stand in for the HTML renderer: once rendering knows "html", the batch writes every sheet through it."""
+    from symcnn import exercise as exercise_module
+
+    real = rendering.render_text
+
+    def render_text(doc, fmt):
+        if fmt != "html":
+            return real(doc, fmt)
+        return {f"{doc.name}.html": f"<h1>{doc.title}</h1>" + real(doc, "markdown")[f"{doc.name}.md"]}
+
+    formats = (*rendering.FORMATS, "html")
+    monkeypatch.setattr(rendering, "FORMATS", formats)
+    monkeypatch.setattr(exercise_module, "FORMATS", formats)
+    monkeypatch.setattr(rendering, "render_text", render_text)
+    assert exercise(tmp_path, "zebra-cat", "--seed", "1", "--count", "2", "--format", "html", "--jobs", "1") == 0
+    assert sorted(files(tmp_path)) == ["key.html", "key.json"] + [
+        f"variant-0{k}/{f}" for k in (1, 2) for f in ("scenario.yaml", "solution.html", "student.html")
+    ]
+    assert (tmp_path / "variant-02/student.html").read_text().startswith("<h1>Exercise 2: A zebra and a cat")
+
+
 @pytest.mark.skipif(not HAVE_TEX, reason="needs latexmk and pdflatex (Debian: texlive-latex-extra latexmk)")
 def test_pdf_sheets_and_the_class_set_compile(tmp_path, capsys):
     assert exercise(tmp_path, "--seed", "4", "--count", "3", "--format", "pdf") == 0
