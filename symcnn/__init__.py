@@ -72,7 +72,7 @@ def exercise(scenario="four-images", seed: int = 0, count: int = 1, out="exercis
     """Write ``count`` exercise variants of ``scenario`` drawn from ``seed`` into the folder ``out``, as
     `symcnn exercise`. Options: difficulty ("easy", "medium", "hard"), fmt ("markdown", "pdf"), jobs.
     Returns the variant folders and the top-level files (key.json, class.pdf)."""
-    from .exercise import write_exercises
+    from .exercises import write_exercises
 
     return write_exercises(scenario, seed, count, out, **options)
 

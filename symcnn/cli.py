@@ -79,7 +79,7 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     """Write exercise sheets: COUNT variants of a scenario with new numbers drawn from SEED, each with a
     student sheet (setup and questions) and a solution (the worked solution, answers first), plus
     key.json for `symcnn grade`; with --format pdf also class.pdf, every sheet ready to print."""
-    from .exercise import write_exercises
+    from .exercises import write_exercises
 
     written = write_exercises(args.scenario, args.seed, args.count, args.out, args.difficulty, args.format, args.jobs)
     for path in written:

@@ -196,6 +196,16 @@ def test_a_wide_dense_layer_gets_smaller_weights_not_saturated_probabilities():
     assert np.abs(variant.scenario.dense.weights).max() < 0.1  # two decimals here, not the one of easy's ±0.5
 
 
+def test_the_python_api_stays_callable(tmp_path):
+    import symcnn
+
+    for n in (1, 2):  # importing the batch module must not replace the function of the same name
+        folders = symcnn.exercise("zebra-cat", seed=n, count=1, out=tmp_path / str(n), jobs=1)
+        assert folders[0] == tmp_path / str(n) / "variant-01"
+    (tmp_path / "a.yaml").write_text("variant: 1\nanswers: {q1: 0}\n")
+    assert len(symcnn.grade(tmp_path / "a.yaml", tmp_path / "2" / "key.json").marks) == 7
+
+
 def test_the_seed_alone_decides_each_draw():
     a, b = (draw_variant(load("zebra-cat"), 9, 4) for _ in range(2))
     assert a.data == b.data and a.draws == b.draws
@@ -301,13 +311,13 @@ def test_html_goes_through_the_generic_renderer(tmp_path, capsys):
 
 def test_html_needs_nothing_but_an_html_renderer(tmp_path, capsys, monkeypatch):
     """Stand in for the HTML renderer: once rendering knows "html", the batch writes every sheet through it."""
-    from symcnn import exercise as exercise_module
+    from symcnn import exercises as exercise_module
 
     real = rendering.render_text
 
-    def render_text(doc, fmt):
+    def render_text(doc, fmt, *args, **kwargs):
         if fmt != "html":
-            return real(doc, fmt)
+            return real(doc, fmt, *args, **kwargs)
         return {f"{doc.name}.html": f"<h1>{doc.title}</h1>" + real(doc, "markdown")[f"{doc.name}.md"]}
 
     formats = (*rendering.FORMATS, "html")
