@@ -9,6 +9,7 @@ import sys
 from . import __version__
 from .errors import SymcnnError
 
+FORMATS = ("markdown", "latex", "beamer", "snippets", "html", "pdf")
 SCENARIO_HELP = "a .yaml/.yml/.json scenario file, or the name of a built-in scenario (see `symcnn list`)"
 
 
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         "-f",
         required=True,
-        choices=("markdown", "latex", "beamer", "snippets", "pdf"),
+        choices=FORMATS,  # rendering.FORMATS, written out so that parsing imports neither Jinja nor SymPy
         help="output format",
     )
     p.add_argument("--out", "-o", required=True, help="output folder (created if missing)")

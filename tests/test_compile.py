@@ -198,7 +198,7 @@ def pandoc(path: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("scenario", [*BUILTINS, str(GOLDEN / "hostile.yaml")], ids=[*BUILTINS, "hostile"])
 def test_markdown_converts_with_pandoc(tmp_path, scenario):
     sc = symcnn.load(scenario)
-    (path,) = rendering.render_to_dir(sc, "markdown", tmp_path, detail="full")
+    path = rendering.render_to_dir(sc, "markdown", tmp_path, detail="full")[0]
     result = pandoc(path)
     assert result.returncode == 0, result.stderr
     html = result.stdout
@@ -213,7 +213,7 @@ def test_markdown_converts_with_pandoc(tmp_path, scenario):
 
 @needs["pandoc"]
 def test_hostile_markdown_maths_converts_without_warnings(tmp_path):
-    (path,) = rendering.render_to_dir(symcnn.load(GOLDEN / "hostile.yaml"), "markdown", tmp_path, detail="summary")
+    path = rendering.render_to_dir(symcnn.load(GOLDEN / "hostile.yaml"), "markdown", tmp_path, detail="summary")[0]
     result = pandoc(path)
     assert result.stderr == "", result.stderr[:2000]
 
