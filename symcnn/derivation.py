@@ -76,6 +76,22 @@ class Derivation:
     def values(self) -> dict[str, sympy.Expr]:
         return {q.path: q.value for q in self.quantities()}
 
+    # Jupyter display: the worked solution (symcnn.notebook builds it through check and build_document)
+    def _repr_html_(self) -> str:
+        from .notebook import solution_html
+
+        return solution_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .notebook import solution_markdown
+
+        return solution_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from .notebook import solution_latex
+
+        return solution_latex(self)
+
 
 # ---------------------------------------------------------------- activation and softmax as data
 
