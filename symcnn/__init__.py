@@ -54,7 +54,7 @@ def check(scenario):
 
 
 def render(scenario, fmt: str, out, **options):
-    """Write the worked solution in ``fmt`` (markdown, latex, beamer, snippets, pdf) into the folder ``out``.
+    """Write the worked solution in ``fmt`` (markdown, latex, beamer, snippets, html, pdf) into the folder ``out``.
 
     Options: detail ("summary" or "full"), precision, iterations ("all", "first", "last"), fractions.
     Returns the paths written."""

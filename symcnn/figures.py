@@ -160,8 +160,10 @@ def _(h: Heatmap) -> Layout:
             text = h.texts[i][j].replace("-", "\N{MINUS SIGN}") if h.texts is not None else ""
             boxes.append(Box(x0 + j * cell, i * cell, cell, cell, fill, text, ink(fill)))
     boxes.append(Box(x0, 0, cols * cell, rows * cell, stroke=(150, 150, 150), width=0.5))  # frame
+    line = min(2.2, cell * 0.15)  # winners' outlines, thinner on small cells
     for i, j in sorted(h.marks):
-        boxes.append(Box(x0 + j * cell + 1.2, i * cell + 1.2, cell - 2.4, cell - 2.4, stroke=MARK_COLOUR, width=2.2))
+        inset, side = line / 2 + 0.1, cell - line - 0.2
+        boxes.append(Box(x0 + j * cell + inset, i * cell + inset, side, side, stroke=MARK_COLOUR, width=line))
     if h.window is not None:
         i, j, wh, ww = h.window
         boxes.append(Box(x0 + j * cell, i * cell, ww * cell, wh * cell, stroke=WINDOW_COLOUR, width=2.8))

@@ -219,7 +219,7 @@ def render_text(doc: Document, fmt: str) -> dict[str, str]:
     raise RenderError(f"unknown format {fmt}")
 
 
-TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-latex-extra latexmk lmodern"
+TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-pictures latexmk lmodern"
 
 
 def have_tex() -> bool:
