@@ -271,3 +271,40 @@ def test_page_in_chromium(browser, pages, name, width):
     page.emulate_media(media="print")
     assert page.evaluate("getComputedStyle(document.querySelector('.scroll')).overflowX") == "visible"
     page.close()
+
+
+# ----------------------------------------------------------------------------- Jupyter
+
+
+def test_derivation_displays_its_worked_solution(monkeypatch):
+    import subprocess
+    import sys
+
+    from symcnn import rendering
+
+    derivation = symcnn.derive("zebra-cat")
+    calls = []
+    real = rendering.document_for
+    monkeypatch.setattr(rendering, "document_for", lambda sc: calls.append(sc.name) or real(sc))
+    html, markdown, latex = derivation._repr_html_(), derivation._repr_markdown_(), derivation._repr_latex_()
+    assert calls == ["zebra-cat"]  # one check and one document for the three displays
+    parser = Tags()
+    parser.feed(html)
+    maths, svgs = expected_counts(real(symcnn.load("zebra-cat")))
+    names = [t for t, _ in parser.tags]
+    assert names[0] == "div" and names.count("math") == maths and names.count("svg") == svgs
+    assert "<script" not in html and "<html" not in html  # a fragment, with its scoped style
+    assert markdown.startswith("# A zebra and a cat") and "](data:image/svg+xml;base64," in markdown
+    assert "$$ z^{\\text{edge}}_{1,1} = " in latex and "\\begin{document}" not in latex
+    imports = "import symcnn.derivation, symcnn.verify, sys; assert 'symcnn.rendering' not in sys.modules"
+    repo = Path(__file__).resolve().parents[1]
+    assert subprocess.run([sys.executable, "-c", imports], capture_output=True, cwd=repo).returncode == 0
+
+
+def test_report_displays_its_table():
+    report = symcnn.check(GOLDEN / "hostile.yaml")
+    html, markdown, latex = report._repr_html_(), report._repr_markdown_(), report._repr_latex_()
+    assert "<table>" in html and "all agree" in html and "<script" not in html.lower()
+    assert "&lt;/script&gt;" in html  # the claim's note, escaped
+    assert "| **total** | " in markdown and f"| {report.compared} |" in markdown
+    assert latex.startswith("$$\n\\begin{array}") and latex.rstrip().endswith("$$")
