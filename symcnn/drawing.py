@@ -16,7 +16,7 @@ from .document import Document, Figure
 from .figures import FONT, Box, layout
 
 SVG_SCALE = 1.5  # px per layout unit in a standalone SVG (the HTML page scales it to fit)
-TIKZ_ANCHORS = {"start": "base west", "middle": "base", "end": "base east"}
+TIKZ_ANCHORS = {"start": "left,base", "middle": "base", "end": "right,base"}  # \pgftext's
 
 
 def n(value: float) -> str:
@@ -44,8 +44,8 @@ def tikz_text(text: str) -> str:
 
 
 def tikz_dash(dash: str) -> str:
-    on, off = dash.split()
-    return f"dash pattern=on {on}pt off {off}pt"
+    r"""What goes inside \pgfsetdash{...}{0pt}: {4pt}{2pt}, or nothing for a solid line."""
+    return "".join(f"{{{length}pt}}" for length in dash.split())
 
 
 PICTURE_FILTERS = {

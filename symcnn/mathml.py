@@ -51,8 +51,14 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
     def mo(self, text: str):
         return self.el("mo", text=text)
 
+    def fence(self, text: str):
+        node = self.mo(text)
+        node.setAttribute("lspace", "0")
+        node.setAttribute("rspace", "0")
+        return node
+
     def fenced(self, node):
-        return self.row(self.mo("("), node, self.mo(")"))
+        return self.row(self.fence("("), node, self.fence(")"))
 
     # symbols ---------------------------------------------------------------------------
     def _print_Symbol(self, sym, style="plain"):
@@ -65,8 +71,7 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
     def symbol(self, info: SymbolInfo):
         letter, owner_at = NOTATION[info.kind]
         base = self.el("mi", text=BASE_MATHML.get(letter, letter))
-        if info.new:
-            base = self.el("msup", base, self.mo("\N{PRIME}"))
+        prime = self.mo("\N{PRIME}") if info.new else None  # the parameter after an update: W'
         owner = self.el("mtext", text=info.owner) if info.owner is not None else None
         index = []
         for n, i in enumerate(info.index):
@@ -78,6 +83,8 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
                 None,
                 ([owner] if owner is not None else []) + ([self.mo(",")] if owner and index else []) + index,
             )
+        if prime is not None:
+            sup = prime if sup is None else self.row(prime, sup)
         node = base
         if sup is not None and sub:
             node = self.el("msubsup", base, self.row(*sub), sup)
@@ -157,6 +164,11 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
             children = []
             for n, a in enumerate(args):
                 children += ([self.mo("\N{MIDDLE DOT}")] if n else []) + [self._factor(a)]
+            return self.row(*children)
+        if all(a.is_Symbol or isinstance(a, (sympy.Indexed, sympy.Add, Sub)) for a in args):  # written order
+            children = []
+            for n, a in enumerate(args):
+                children += ([self.mo("\N{INVISIBLE TIMES}")] if n else []) + [self._factor(a)]
             return self.row(*children)
         return super()._print_Mul(expr)
 
