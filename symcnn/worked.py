@@ -9,7 +9,6 @@ from .algebra import FRACTION_TERMS, exact, minus, shorten
 from .derivation import Deriver, StepDerivation, UpdateDerivation, activation_expr
 from .document import (
     Cell,
-    Chart,
     Derivative,
     Document,
     Figure,
@@ -24,9 +23,8 @@ from .document import (
     matrices,
     relu_display,
 )
-from .errors import VerificationError
 from .escape import slug
-from .figures import chart_top, heatmap
+from .illustrations import Illustrator
 from .scenario import pool_window, winner_cell
 from .verify import Report
 
@@ -53,7 +51,7 @@ class Builder:
         self.N = self.d.notation
         self.deriver = Deriver(self.sc, self.N)
         self.filter_keys = unique_slugs(f.name for f in self.sc.conv.filters)
-        self.in_force = self.parameters_in_force()
+        self.pictures = Illustrator(self.d, settings.precision)
         self.sample_keys = dict(zip((x.name for x in self.sc.inputs), unique_slugs(x.name for x in self.sc.inputs)))
 
     # ------------------------------------------------------------------ helpers
@@ -71,96 +69,6 @@ class Builder:
                 general, env = display(q)
                 blocks.append(self.eq(q, general, env))
 
-    # ------------------------------------------------------------------ figures
-    def map_panel(self, title: str, array: np.ndarray, marks=frozenset(), window=None, scale="diverging"):
-        return heatmap(title, array, scale, self.settings.precision, marks, window)
-
-    def setup_figure(self, which: str) -> Figure:
-        sc = self.sc
-        exacts = np.vectorize(exact, otypes=[object])
-        panels = []
-        if which == "images":
-            for x in sc.inputs:
-                values = exacts(x.pixels)
-                for c in range(values.shape[0]):
-                    channel = f", channel {c + 1}" if values.shape[0] > 1 else ""
-                    panels.append(self.map_panel(f"image {x.name}{channel}", values[c], scale="gray"))
-            return Figure("setup-images", "The images as pictures (white 0 to black 1).", tuple(panels))
-        for flt in sc.conv.filters:
-            values = exacts(flt.weights)
-            for c in range(values.shape[0]):
-                channel = f", channel {c + 1}" if values.shape[0] > 1 else ""
-                panels.append(self.map_panel(f"filter {flt.name}{channel}", values[c]))
-        return Figure("setup-filters", "The filters: red positive, blue negative weights.", tuple(panels))
-
-    def parameters_in_force(self) -> dict:
-        """step path -> (filter weights K x C x kh x kw, filter biases K) the step's forward pass used."""
-        sc = self.sc
-        weights = np.array([np.vectorize(exact, otypes=[object])(f.weights) for f in sc.conv.filters], dtype=object)
-        biases = [exact(f.bias) for f in sc.conv.filters]
-        out = {}
-        for step in self.d.steps:
-            out[step.path] = (weights, biases)
-            done = step.sample == sc.inputs[-1].name
-            update = next(
-                (
-                    u
-                    for u in self.d.updates
-                    if u.iteration == step.iteration and (u.after == step.sample or (u.after is None and done))
-                ),
-                None,
-            )
-            if update is not None:
-                weights = np.vectorize(lambda q: q.value, otypes=[object])(update.groups["filters"])
-                biases = [q.value for q in update.groups["filter_biases"]]
-        return out
-
-    def window_figure(self, step: StepDerivation, k: int, key: str) -> Figure:
-        """The first output cell: the input with the filter window outlined, the filter, their products."""
-        sc, p = self.sc, self.sc.conv.padding
-        weights, biases = self.in_force[step.path]
-        x = next(s for s in sc.inputs if s.name == step.sample)
-        pixels = np.vectorize(exact, otypes=[object])(x.pixels)
-        image = np.pad(pixels, ((0, 0), (p, p), (p, p)), constant_values=sympy.Integer(0))
-        w = weights[k]
-        kh, kw = w.shape[1:]
-        products = image[:, :kh, :kw] * w
-        z = step.groups["conv"][k][0, 0]
-        if sum(products.flat) + biases[k] != z.value:
-            raise VerificationError(f"{z.path}: the products shown do not add up to {z.value}")
-        flt, panels = sc.conv.filters[k], []
-        for c in range(image.shape[0]):
-            channel = f", channel {c + 1}" if image.shape[0] > 1 else ""
-            padded = f", padded by {p}" if p else ""
-            panels.append(self.map_panel(f"{x.name}{channel}{padded}", image[c], window=(0, 0, kh, kw), scale="gray"))
-            panels.append(self.map_panel(f"filter {flt.name}{channel}", w[c]))
-            panels.append(self.map_panel(f"w \N{MULTIPLICATION SIGN} x{channel}", products[c]))
-        panels.append(self.map_panel(f"z, filter {flt.name}", step.groups["conv"][k]))
-        caption = (
-            f"Cell (1, 1): filter {flt.name}'s window on {x.name} (outlined), the filter, the element-wise products "
-            f"(their sum plus the bias {self.plain_number(float(biases[k]))} is the cell's value), and the whole "
-            f"feature map z."
-        )
-        return Figure(key, caption, tuple(panels))
-
-    def training_figure(self) -> Figure:
-        """Probability of the label and loss of each sample, pass by pass and after training."""
-        sc, d = self.sc, self.d
-        passes = sorted({s.iteration for s in d.steps})
-        ticks = tuple(f"pass {t}" for t in passes) + ("final",)
-        probs, losses = [], []
-        for x in sc.inputs:
-            records = [s for s in d.steps if s.sample == x.name] + [s for s in d.final if s.sample == x.name]
-            y = sc.classes.index(x.label)
-            probs.append((x.name, tuple(float(r.groups["probs"][y].value) for r in records)))
-            losses.append((x.name, tuple(float(r.groups["loss"].item().value) for r in records)))
-        top = chart_top(v for _, ys in losses for v in ys)
-        panels = (
-            Chart("probability of the label", ticks, tuple(probs), 1.0),
-            Chart("loss", ticks, tuple(losses), top),
-        )
-        return Figure("summary-curves", "Each sample's probability of its label and its loss, pass by pass.", panels)
-
     # ------------------------------------------------------------------ sections
     def setup(self) -> Section:
         sc, blocks = self.sc, []
@@ -170,13 +78,13 @@ class Builder:
             values = np.vectorize(exact, otypes=[object])(x.pixels)
             for c in range(values.shape[0]):
                 blocks += self.matrices(self.N("input", None), values[c])
-        blocks.append(self.setup_figure("images"))
+        blocks.append(self.pictures.setup("images"))
         for flt in sc.conv.filters:
             blocks.append(Text(f"Filter {flt.name}, bias {self.plain_number(flt.bias)}:"))
             values = np.vectorize(exact, otypes=[object])(flt.weights)
             for c in range(values.shape[0]):
                 blocks += self.matrices(self.N("filter", flt.name), values[c])
-        blocks.append(self.setup_figure("filters"))
+        blocks.append(self.pictures.setup("filters"))
         blocks.append(Text("Dense layer weights (one row per class) and biases:"))
         blocks += self.matrices(self.N("dense_weight", None), np.vectorize(exact, otypes=[object])(sc.dense.weights))
         blocks += self.matrices(self.N("dense_bias", None), np.vectorize(exact, otypes=[object])(sc.dense.biases))
@@ -216,7 +124,7 @@ class Builder:
             self.equations(blocks, g["conv"][k])
             blocks += self.matrices(N("conv", flt.name), g["conv"][k])
             conv_key = f"{key}-conv-{self.filter_keys[k]}"
-            blocks.append(self.window_figure(step, k, conv_key))
+            blocks.append(self.pictures.window(step, k, conv_key))
             sections.append(Section(f"Convolution with filter {flt.name}", conv_key, blocks))
         blocks = []
         kind = sc.activation.kind
@@ -234,7 +142,7 @@ class Builder:
                 self.equations(blocks, g["activated"][k], display)
                 blocks += self.matrices(N("activated", flt.name), g["activated"][k])
             filters = enumerate(sc.conv.filters)
-            panels = tuple(self.map_panel(f"a, filter {f.name}", g["activated"][k]) for k, f in filters)
+            panels = tuple(self.pictures.panel(f"a, filter {f.name}", g["activated"][k]) for k, f in filters)
             caption = f"Activated feature maps ({ACTIVATION_NAMES[kind]})."
             blocks.append(Figure(f"{key}-activation", caption, panels))
             sections.append(Section(ACTIVATION_NAMES[kind], f"{key}-activation", blocks))
@@ -252,8 +160,8 @@ class Builder:
             panels = []
             for k, flt in enumerate(sc.conv.filters):
                 marks = winners[k] if winners else frozenset()
-                panels.append(self.map_panel(f"a, filter {flt.name}", g["activated"][k], marks))
-                panels.append(self.map_panel(f"m, filter {flt.name}", g["pooled"][k]))
+                panels.append(self.pictures.panel(f"a, filter {flt.name}", g["activated"][k], marks))
+                panels.append(self.pictures.panel(f"m, filter {flt.name}", g["pooled"][k]))
             caption = f"{sc.pool.kind.capitalize()} pooling: each activated map and its pooled map" + (
                 "; the winning cells are outlined." if winners else "."
             )
@@ -355,7 +263,7 @@ class Builder:
                 + tuple(Cell(q.value, True) for q in g["probs"])
                 + (Cell(g["loss"].item().value, True),)
             )
-        return Section("Training summary", "summary", [Table(header, tuple(rows)), self.training_figure()], 1)
+        return Section("Training summary", "summary", [Table(header, tuple(rows)), self.pictures.training()], 1)
 
     def final(self) -> Section:
         blocks = []
