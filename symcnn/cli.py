@@ -9,7 +9,6 @@ import sys
 from . import __version__
 from .errors import SymcnnError
 
-FORMATS = ("markdown", "latex", "beamer", "snippets", "html", "pdf")
 SCENARIO_HELP = "a .yaml/.yml/.json scenario file, or the name of a built-in scenario (see `symcnn list`)"
 
 
@@ -44,7 +43,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    """Write the worked solution in one format into --out."""
+    """Write the worked solution in one or more formats into --out."""
     from .rendering import render_to_dir
     from .sources import load
 
@@ -75,6 +74,18 @@ def cmd_examples(args: argparse.Namespace) -> int:
     return 0
 
 
+FORMAT_CHOICES = ("markdown", "latex", "beamer", "snippets", "html", "pdf")  # rendering.FORMATS, without importing it
+
+
+def formats(text: str) -> list[str]:
+    """``markdown,latex`` -> ["markdown", "latex"]; an unknown name is a usage error."""
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        if name not in FORMAT_CHOICES:
+            raise argparse.ArgumentTypeError(f"invalid choice: '{name}' (choose from {', '.join(FORMAT_CHOICES)})")
+    return list(dict.fromkeys(names))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="symcnn",
@@ -103,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         "-f",
         required=True,
-        choices=FORMATS,  # rendering.FORMATS, written out so that parsing imports neither Jinja nor SymPy
-        help="output format",
+        type=formats,
+        metavar="F[,F...]",
+        help=f"output format: {', '.join(FORMAT_CHOICES)}; several, comma-separated, share one check",
     )
     p.add_argument("--out", "-o", required=True, help="output folder (created if missing)")
     p.add_argument("--detail", choices=("full", "summary"), default=None, help="expand every cell, or one per matrix")

@@ -12,6 +12,7 @@ import numpy as np
 import sympy
 
 from .algebra import MaxOf, Quantity, plus, shorten, substitute, times
+from .derivation import Group, to_sympy
 from .errors import VerificationError
 
 SETTINGS = {"detail": ("full", "summary"), "iterations": ("all", "first", "last")}
@@ -195,15 +196,22 @@ def elided(values: np.ndarray, marks) -> tuple[np.ndarray, frozenset]:
     return shown, frozenset(where[m] for m in marks if m in where)
 
 
-def matrices(name: sympy.Expr, array: np.ndarray, marks=frozenset(), elide: bool = False) -> list[Matrix]:
-    """A 2-D array of quantities (or numbers) as matrix blocks: elided around dots when large and
-    ``elide`` (summary detail), else chunked by columns when wide."""
-    values = np.vectorize(lambda q: q.value if isinstance(q, Quantity) else q, otypes=[object])(array)
+def number(value) -> sympy.Expr:
+    """A SymPy number from a SymPy number, a Fraction or an mpmath float."""
+    return value if isinstance(value, sympy.Basic) else to_sympy(value)
+
+
+def matrices(name: sympy.Expr, array, marks=frozenset(), elide: bool = False) -> list[Matrix]:
+    """A 2-D group of quantities (or array of numbers) as matrix blocks: elided around dots when large
+    and ``elide`` (summary detail), else chunked by columns when wide."""
+    values = array.values if isinstance(array, Group) else np.asarray(array, dtype=object)
     if values.ndim == 1:
         values = values[None, :]
     if elide and values.size > ELIDE_ABOVE**2:
         shown, shown_marks = elided(values, marks)
+        shown = np.vectorize(lambda v: None if v is None else number(v), otypes=[object])(shown)
         return [Matrix(name, shown, shown_marks, shape=values.shape)]
+    values = np.vectorize(number, otypes=[object])(values)
     width = values.shape[1]
     if width <= MAX_COLUMNS:
         return [Matrix(name, values, frozenset(marks))]
@@ -216,14 +224,15 @@ def matrices(name: sympy.Expr, array: np.ndarray, marks=frozenset(), elide: bool
 
 
 def values_of(array) -> np.ndarray:
-    """The numbers of an array of quantities (or SymPy numbers) as a float ndarray of the same shape."""
-    return np.vectorize(lambda q: float(q.value if isinstance(q, Quantity) else q), otypes=[float])(array)
+    """The numbers of a group of quantities (or an array of numbers) as a float ndarray of the same shape."""
+    values = array.values if isinstance(array, Group) else array
+    return np.vectorize(float, otypes=[float])(values)
 
 
-def cells_to_show(array: np.ndarray, detail: str) -> list:
-    """Every quantity at full detail; the first one (one representative cell) in summary."""
-    flat = list(array.flat)
-    return flat if detail == "full" else flat[:1]
+def cells_to_show(array: Group, detail: str) -> list[tuple]:
+    """Indices of the cells to expand: every one at full detail, the first (a representative) in summary."""
+    indices = list(np.ndindex(*array.shape))
+    return indices if detail == "full" else indices[:1]
 
 
 def relu_display(kind: str, z: sympy.Expr, slope) -> sympy.Expr | None:

@@ -45,6 +45,9 @@ def cell_text(value, precision: int) -> str:
 
 
 def exact_values(array) -> np.ndarray:
+    """SymPy numbers of a group of quantities (its bulk values) or of an array of SymPy numbers."""
+    if hasattr(array, "numbers"):  # a derivation.Group
+        return array.numbers()
     return np.vectorize(lambda q: q.value if isinstance(q, Quantity) else q, otypes=[object])(array)
 
 

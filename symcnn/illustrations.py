@@ -67,8 +67,8 @@ class Illustrator:
                 None,
             )
             if update is not None:
-                weights = np.vectorize(lambda q: q.value, otypes=[object])(update.groups["filters"])
-                biases = [q.value for q in update.groups["filter_biases"]]
+                weights = update.groups["filters"].numbers()
+                biases = list(update.groups["filter_biases"].numbers())
         return out
 
     def window(self, step: StepDerivation, k: int, key: str) -> Figure:
@@ -81,9 +81,11 @@ class Illustrator:
         w = weights[k]
         kh, kw = w.shape[1:]
         products = image[:, :kh, :kw] * w
-        z = step.groups["conv"][k][0, 0]
-        if sum(products.flat) + biases[k] != z.value:
-            raise VerificationError(f"{z.path}: the products shown do not add up to {z.value}")
+        z = step.groups["conv"][k].numbers()[0, 0]
+        total = sum(products.flat) + biases[k]
+        if not (total == z or abs(sympy.N(total - z, 40)) < sympy.Float(10) ** -30):  # exact, or to 30 digits
+            path = f"{step.path}.conv[{k}][0][0]"
+            raise VerificationError(f"{path}: the products shown do not add up to {z}")
         flt, panels = sc.conv.filters[k], []
         for c in range(image.shape[0]):
             channel = f", channel {c + 1}" if image.shape[0] > 1 else ""
@@ -108,8 +110,8 @@ class Illustrator:
         for x in sc.inputs:
             records = [s for s in d.steps if s.sample == x.name] + [s for s in d.final if s.sample == x.name]
             y = sc.classes.index(x.label)
-            probs.append((x.name, tuple(float(r.groups["probs"][y].value) for r in records)))
-            losses.append((x.name, tuple(float(r.groups["loss"].item().value) for r in records)))
+            probs.append((x.name, tuple(float(r.groups["probs"].values[y]) for r in records)))
+            losses.append((x.name, tuple(float(r.groups["loss"].values.item()) for r in records)))
         top = chart_top(v for _, ys in losses for v in ys)
         panels = (
             Chart("probability of the label", ticks, tuple(probs), 1.0),

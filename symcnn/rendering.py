@@ -335,7 +335,7 @@ def write_formats(doc: Document, formats, out: str | Path) -> list[Path]:
 
 def render_to_dir(
     sc: Scenario,
-    fmt: str,
+    fmt,
     out: str | Path,
     detail: str | None = None,
     precision: int | None = None,
@@ -343,11 +343,14 @@ def render_to_dir(
     fractions: bool | None = None,
     force: bool = False,
 ) -> list[Path]:
-    """Check, build the document and write ``fmt`` into ``out``; returns the files written.
-    Options left as None take the scenario's ``display`` hints (else summary, 3 decimals, decimals)."""
-    if fmt not in FORMATS:
-        raise RenderError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
-    return write_formats(document_for(sc, detail, precision, iterations, fractions, force), [fmt], out)
+    """Check, build the document and write ``fmt`` (a format, or several: a list or "markdown,latex")
+    into ``out``; returns the files written. Options left as None take the scenario's ``display``
+    hints (else summary, 3 decimals, decimals)."""
+    formats = fmt.split(",") if isinstance(fmt, str) else list(fmt)
+    for name in formats:
+        if name not in FORMATS:
+            raise RenderError(f"unknown format '{name}'; expected one of {', '.join(FORMATS)}")
+    return write_formats(document_for(sc, detail, precision, iterations, fractions, force), formats, out)
 
 
 def render_examples(out: str | Path, pdf: bool = True) -> list[Path]:

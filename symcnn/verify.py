@@ -6,6 +6,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import ScenarioError
 from .scenario import Scenario, parse_path
 
@@ -151,31 +153,55 @@ def audit_claims(sc: Scenario, values: dict) -> tuple[ClaimResult, ...]:
     return tuple(results)
 
 
-def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12) -> Report:
-    """Derive with SymPy, compute with NumPy, compare every value, audit claims."""
+def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12, thorough: bool = False) -> Report:
+    """Derive with SymPy, compute with NumPy, compare every value, audit claims. ``thorough`` also builds
+    every cell's own SymPy expression and confirms that it evaluates to the layer rule's value."""
     from .derivation import derive
     from .numeric import run
 
     numeric = run(sc).to_dict()
     claims = audit_claims(sc, numeric)  # bad claim paths fail before the slow part
     derivation = derive(sc)
-    symbolic = {q.path: float(q.value) for q in derivation.quantities()}
+    if thorough:
+        for _ in derivation.quantities():  # each one raises VerificationError unless it agrees
+            pass
     counts: dict[str, int] = defaultdict(int)
     diffs: dict[str, float] = defaultdict(float)
     bad: dict[str, list] = defaultdict(list)
     missing = []
-    seen = set()
-    for path, number in numeric_leaves(numeric):
-        seen.add(path)
-        name = group_name(path)
-        if path not in symbolic:
-            missing.append(path)
-            continue
-        counts[name] += 1
-        diffs[name] = max(diffs[name], abs(symbolic[path] - number))
-        if not agree(symbolic[path], number, rtol, atol):
-            bad[name].append((path, symbolic[path], number))
-    missing += [f"{path} (no NumPy value)" for path in symbolic if path not in seen]
+    derived = set()
+    for record in derivation.records():
+        node = lookup(numeric, record.path)
+        order = [k for k in node if k in record.groups] + [k for k in record.groups if k not in node]
+        for key in order:  # the JSON's order
+            group = record.groups[key]
+            derived.add(f"{record.path}.{key}")
+            ours = np.vectorize(float, otypes=[float])(group.values)
+            if key not in node:
+                missing += [
+                    f"{derivation.deriver.path(record, key, i)} (no NumPy value)" for i in np.ndindex(ours.shape)
+                ]
+                continue
+            name = group_name(f"{record.path}.{key}")
+            theirs = np.asarray(node[key], dtype=np.float64).reshape(ours.shape)
+            counts[name] += ours.size
+            difference = np.abs(ours - theirs)
+            diffs[name] = max(diffs[name], float(difference.max(initial=0.0)))
+            for index in np.argwhere(~(difference <= atol + rtol * np.abs(ours))):
+                index = tuple(int(i) for i in index)
+                path = derivation.deriver.path(record, key, index)
+                bad[name].append((path, float(ours[index]), float(theirs[index])))
+    for record_path, node in records_of(numeric):
+        for key, value in node.items():
+            if key not in TEXT_KEYS and f"{record_path}.{key}" not in derived:
+                missing += [path for path, _ in numeric_leaves(value, f"{record_path}.{key}")]
     groups = tuple(GroupResult(n, counts[n], diffs[n], tuple(bad[n])) for n in counts)
-    claims = tuple(ClaimResult(c.at, c.printed, symbolic.get(c.at, c.ours), c.tol, c.note) for c in claims)
+    claims = tuple(ClaimResult(c.at, c.printed, float(derivation.value_at(c.at)), c.tol, c.note) for c in claims)
     return Report(sc, groups, claims, tuple(missing), rtol, atol, derivation)
+
+
+def records_of(numeric: dict):
+    """(path, dict) of every step, update and final record of a `symcnn values` dict."""
+    for part in ("steps", "updates", "final"):
+        for i, node in enumerate(numeric.get(part, [])):
+            yield f"{part}[{i}]", node

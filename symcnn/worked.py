@@ -61,12 +61,13 @@ class Builder:
     def eq(self, q, general=None, env=None):
         return equation(q, general, env, elide=self.settings.detail == "summary")
 
-    def equations(self, blocks: list, array: np.ndarray, display=None) -> None:
-        for q in cells_to_show(array, self.settings.detail):
+    def equations(self, blocks: list, array, display=None) -> None:
+        for index in cells_to_show(array, self.settings.detail):
+            q = array[index]
             if display is None:
                 blocks.append(self.eq(q))
             else:
-                general, env = display(q)
+                general, env = display(q, index)
                 blocks.append(self.eq(q, general, env))
 
     # ------------------------------------------------------------------ sections
@@ -131,14 +132,13 @@ class Builder:
         if kind != "none":
             z, slope = sympy.Symbol("z"), exact(sc.activation.slope)
             blocks.append(Formula(sympy.Symbol("a"), relu_display(kind, z, slope) or activation_expr(sc.activation, z)))
-            conv_of = {a.symbol: zq for a, zq in zip(g["activated"].flat, g["conv"].flat)}
-
-            def display(q):
-                zq = conv_of[q.symbol]
-                shown = relu_display(kind, zq.symbol, slope)
-                return (shown if shown is not None else q.general), {zq.symbol: zq.value}
-
             for k, flt in enumerate(sc.conv.filters):
+
+                def display(q, index, k=k):
+                    zq = g["conv"][(k, *index)]
+                    shown = relu_display(kind, zq.symbol, slope)
+                    return (shown if shown is not None else q.general), {zq.symbol: zq.value}
+
                 self.equations(blocks, g["activated"][k], display)
                 blocks += self.matrices(N("activated", flt.name), g["activated"][k])
             filters = enumerate(sc.conv.filters)
@@ -149,10 +149,8 @@ class Builder:
         if sc.pool.kind != "none":
             blocks = []
             winners = self.winner_cells(step)
-            act_env = {q.symbol: q.value for q in g["activated"].flat}
             for k, flt in enumerate(sc.conv.filters):
-                for q in cells_to_show(g["pooled"][k], self.settings.detail):
-                    blocks.append(self.eq(q, q.general, act_env))
+                self.equations(blocks, g["pooled"][k])
                 if winners:
                     blocks.append(Text(f"Winning cells of {flt.name} (boxed):"))
                     blocks += self.matrices(N("activated", flt.name), g["activated"][k], winners[k])
@@ -253,15 +251,15 @@ class Builder:
             g = step.groups
             rows.append(
                 (Cell(str(step.iteration)), Cell(step.sample), Cell(step.label))
-                + tuple(Cell(q.value, True) for q in g["probs"])
-                + (Cell(g["loss"].item().value, True),)
+                + tuple(Cell(p, True) for p in g["probs"].numbers())
+                + (Cell(g["loss"].numbers().item(), True),)
             )
         for step in self.d.final:
             g = step.groups
             rows.append(
                 (Cell("final"), Cell(step.sample), Cell(step.label))
-                + tuple(Cell(q.value, True) for q in g["probs"])
-                + (Cell(g["loss"].item().value, True),)
+                + tuple(Cell(p, True) for p in g["probs"].numbers())
+                + (Cell(g["loss"].numbers().item(), True),)
             )
         return Section("Training summary", "summary", [Table(header, tuple(rows)), self.pictures.training()], 1)
 
@@ -269,8 +267,7 @@ class Builder:
         blocks = []
         for step in self.d.final:
             g = step.groups
-            probs = [q.value for q in g["probs"]]
-            best = self.sc.classes[int(np.argmax([float(p) for p in probs]))]
+            best = self.sc.classes[int(np.argmax(g["probs"].values.astype(float)))]
             blocks.append(Text(f"{step.sample} (label {step.label}): predicted {best}."))
             blocks += [self.eq(q) for q in g["logits"]] + [self.eq(q) for q in g["probs"]]
             blocks.append(self.eq(g["loss"].item()))
