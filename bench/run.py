@@ -37,7 +37,14 @@ CONFIGS = [
     ("16x16, 4x3x3, 2, 10", 16, 1, 4, 3, 2, 10),
     ("28x28, 8x3x3, 2, 10", 28, 1, 8, 3, 2, 10),
     ("28x28x3, 8x3x3, 2, 10", 28, 3, 8, 3, 2, 10),
+    ("64x64, 16x3x3, 2, 10", 64, 1, 16, 3, 2, 10),
 ]
+TARGETS = """Targets (issue 6), each from this run:
+- 28x28x8 -> 10: `render --format markdown` (check + summary Markdown) <= 10 s and <= 1 GiB;
+- four-images: `render --format markdown,latex,beamer,snippets` (check + all four text formats, one process)
+  <= 2.5x `python -c "import sympy"` (aim 2x);
+- `values four-images` <= 1.5x `python -c "import numpy, yaml"`;
+- 64x64x16 -> 10: `check` <= 60 s."""
 
 
 def scenario(size: int, channels: int, filters: int, kernel: int, pool: int, classes: int) -> dict:
@@ -77,6 +84,12 @@ def scenario(size: int, channels: int, filters: int, kernel: int, pool: int, cla
 
 def timed(command: list[str], cap: float) -> tuple[float | None, int]:
     """Wall time (None past the cap) and peak RSS in KiB of one subprocess."""
+    elapsed, rss, _ = timed_cpu(command, cap)
+    return elapsed, rss
+
+
+def timed_cpu(command: list[str], cap: float) -> tuple[float | None, int, float]:
+    """Wall time (None past the cap), peak RSS in KiB and CPU time (user + system) of one subprocess."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = start + cap
@@ -87,11 +100,11 @@ def timed(command: list[str], cap: float) -> tuple[float | None, int]:
             process.returncode = os.waitstatus_to_exitcode(status)
             if process.returncode != 0:
                 raise RuntimeError(f"{' '.join(command)} failed: {process.stderr.read().decode()[-500:]}")
-            return elapsed, usage.ru_maxrss
+            return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         if time.perf_counter() > deadline:
             process.kill()
             _, _, usage = os.wait4(process.pid, 0)
-            return None, usage.ru_maxrss
+            return None, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         time.sleep(0.005)
 
 
@@ -153,6 +166,60 @@ def ratio(seconds: float | None, base: float) -> str:
     return "—" if seconds is None else f"{seconds / base:,.0f}×" if seconds / base >= 100 else f"{seconds / base:.1f}×"
 
 
+def side_by_side(commands: dict[str, list[str]], runs: int = 9) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU seconds of each command, the commands alternating run by run (so that a busy
+    moment of a shared machine hits all of them alike)."""
+    walls: dict[str, list[float]] = {k: [] for k in commands}
+    cpus: dict[str, list[float]] = {k: [] for k in commands}
+    for _ in range(runs):
+        for key, command in commands.items():
+            wall, _, cpu = timed_cpu(command, CAP)
+            walls[key].append(wall)
+            cpus[key].append(cpu)
+    return {k: (statistics.median(walls[k]), statistics.median(cpus[k])) for k in commands}
+
+
+def small_targets(symcnn: list[str], tmp: str) -> list[str]:
+    """The two small-scale targets, measured side by side with their baselines."""
+    m = side_by_side(
+        {
+            "import sympy": [sys.executable, "-c", "import sympy"],
+            "four text formats": [
+                *symcnn,
+                "render",
+                "four-images",
+                "--format",
+                "markdown,latex,beamer,snippets",
+                "--out",
+                str(Path(tmp) / "four"),
+            ],
+            "check": [*symcnn, "check", "four-images"],
+            "import numpy, yaml": [sys.executable, "-c", "import numpy, yaml"],
+            "values": [*symcnn, "values", "four-images"],
+        }
+    )
+
+    def line(what: str, key: str, base: str, target: float) -> str:
+        (wall, cpu), (base_wall, base_cpu) = m[key], m[base]
+        return (
+            f"| {what} | {wall:.3f} s wall, {cpu:.3f} s CPU | `{base}`: {base_wall:.3f} s wall, {base_cpu:.3f} s CPU "
+            f"| {wall / base_wall:.2f}× wall, {cpu / base_cpu:.2f}× CPU | ≤ {target}× |"
+        )
+
+    return [
+        "| four-images | time | baseline (same run) | ratio | target |",
+        "|---|---|---|---|---|",
+        line(
+            "`render --format markdown,latex,beamer,snippets` (check + 4 formats)",
+            "four text formats",
+            "import sympy",
+            2.5,
+        ),
+        line("`check`", "check", "import sympy", 2.5),
+        line("`values`", "values", "import numpy, yaml", 1.5),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the two smallest configurations")
@@ -167,6 +234,8 @@ def main() -> None:
     import_sympy = statistics.median(timed([sys.executable, "-c", "import sympy"], 60)[0] for _ in range(5))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        targets = small_targets(symcnn, tmp)
+        print("done: small targets", file=sys.stderr)
         for name, size, channels, filters, kernel, pool, classes in configs:
             data = scenario(size, channels, filters, kernel, pool, classes)
             path = Path(tmp) / f"{data['name']}.json"
@@ -175,10 +244,10 @@ def main() -> None:
             values = timed([*symcnn, "values", str(path)], cap)[0]
             check, rss = timed([*symcnn, "check", str(path)], cap)
             out = Path(tmp) / "out"
-            md = timed([*symcnn, "render", str(path), "--format", "markdown", "--out", str(out)], cap)[0]
+            md, md_rss = timed([*symcnn, "render", str(path), "--format", "markdown", "--out", str(out)], cap)
             tex = timed([*symcnn, "render", str(path), "--format", "latex", "--out", str(out)], cap)[0]
             slow = naive(path) if size <= 8 else None
-            rows.append((name, floor, values, check, md, tex, rss, slow, size <= 8))
+            rows.append((name, floor, values, check, md, tex, rss, md_rss, slow, size <= 8))
             print(f"done: {name}", file=sys.stderr)
     header = [
         "configuration",
@@ -187,15 +256,15 @@ def main() -> None:
         "check",
         "render md",
         "render latex",
-        "peak MiB (check)",
+        "peak MiB (check / render md)",
         "naive SymPy",
     ]
     lines = []
-    for name, floor, values, check, md, tex, rss, slow, tried in rows:
+    for name, floor, values, check, md, tex, rss, md_rss, slow, tried in rows:
         cells = [name, fmt(floor, cap)]
         for t in (values, check, md, tex):
             cells.append(f"{fmt(t, cap)} ({ratio(t, floor)} floor, {ratio(t, import_sympy)} sympy)")
-        cells.append(f"{rss / 1024:.0f}")
+        cells.append(f"{rss / 1024:.0f} / {md_rss / 1024:.0f}")
         cells.append(fmt(slow, NAIVE_CAP) if tried else "not tried")
         lines.append(cells)
     machine = (
@@ -207,10 +276,13 @@ def main() -> None:
         print("|" + "---|" * len(header))
         for cells in lines:
             print("| " + " | ".join(cells) + " |")
+        print("\n" + TARGETS + "\n")
+        print("\n".join(targets))
     else:
         print(f"{machine}; import sympy {import_sympy:.3f} s")
         for cells in [header, *lines]:
             print("  ".join(cells))
+        print("\n".join(targets))
 
 
 if __name__ == "__main__":

@@ -46,11 +46,12 @@ def derive(scenario):
     return _derive(load(scenario))
 
 
-def check(scenario):
-    """Compare the symbolic and numeric values and audit the claims; returns a Report."""
+def check(scenario, thorough: bool = False):
+    """Compare the symbolic and numeric values and audit the claims; returns a Report. ``thorough``
+    also builds every cell's own SymPy expression and confirms it gives the layer rule's value."""
     from .verify import check as _check
 
-    return _check(load(scenario))
+    return _check(load(scenario), thorough=thorough)
 
 
 def render(scenario, fmt: str, out, **options):

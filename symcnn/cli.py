@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from . import __version__
@@ -37,7 +38,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .sources import load
     from .verify import check
 
-    report = check(load(args.scenario), rtol=args.rtol, atol=args.atol)
+    report = check(load(args.scenario), rtol=args.rtol, atol=args.atol, thorough=args.thorough)
     print(report.table())
     return 0 if report.ok else 1
 
@@ -106,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", help=SCENARIO_HELP)
     p.add_argument("--rtol", type=float, default=1e-9, help="relative tolerance (default 1e-9)")
     p.add_argument("--atol", type=float, default=1e-12, help="absolute tolerance (default 1e-12)")
+    p.add_argument(
+        "--thorough",
+        action="store_true",
+        help="also build every cell's own SymPy expression and confirm it gives the layer rule's value "
+        "(slower: about 0.3 ms a value)",
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("render", help="write the worked solution", description=cmd_render.__doc__)
@@ -155,6 +162,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def run() -> None:
+    """The `symcnn` command: main(), then exit without tearing the interpreter down. Freeing every
+    SymPy object one by one at exit costs a tenth of a second of a one-second run; the operating system
+    reclaims the memory at once. Files are closed and output is flushed before."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # `symcnn values x | head`: the reader has gone, nothing is lost
+        pass
+    os._exit(code)
 
 
 def _one_line(text: str) -> str:

@@ -30,7 +30,7 @@ import sympy
 from sympy import Add, Mul, Piecewise, Pow, Rational, exp, log
 from sympy.printing.numpy import NumPyPrinter
 
-from .algebra import DPS, MaxOf, Quantity, chain, exact, minus, plus, substitute, times, to_value
+from .algebra import DPS, MaxOf, Quantity, chain, comparable, evaluate, exact, minus, plus, times, to_sympy
 from .errors import VerificationError
 from .progress import progress
 from .scenario import Activation, Scenario, pool_window, winner_cell
@@ -82,19 +82,13 @@ GRADIENT_OF = dict(
 # ---------------------------------------------------------------- exact numbers
 
 
-def to_exact(number: float) -> Fraction:
-    """A decimal as written, exactly: 0.7 -> 7/10 (as ``algebra.exact``, as a Fraction)."""
+def decimal(number: float) -> Fraction:
+    """A decimal as written, exactly: 0.7 -> 7/10 (``algebra.exact``, as a Fraction)."""
     return Fraction(repr(float(number)))
 
 
-def to_sympy(value) -> sympy.Expr:
-    if isinstance(value, (Fraction, int)):
-        return Rational(value.numerator, value.denominator)
-    return sympy.Float(value, DPS)
-
-
 def exact_array(values) -> np.ndarray:
-    return np.vectorize(to_exact, otypes=[object])(np.asarray(values, dtype=np.float64))
+    return np.vectorize(decimal, otypes=[object])(np.asarray(values, dtype=np.float64))
 
 
 ROUNDING = Fraction(1, 10**45)  # 50-digit values this close (relative) are equal in exact arithmetic
@@ -150,14 +144,13 @@ def exactify(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def agrees(symbolic: sympy.Expr, value: sympy.Expr) -> bool:
+def agrees(symbolic, value) -> bool:
     """Exact values must be equal; 50-digit ones equal to 30 digits."""
     if symbolic == value:
         return True
-    if symbolic.is_Rational and value.is_Rational:
+    if isinstance(symbolic, (Fraction, int)) and isinstance(value, (Fraction, int)):
         return False
-    scale = max(1, abs(value))
-    return abs(sympy.N(symbolic - value, DPS)) <= sympy.Float(10) ** -30 * scale
+    return abs(symbolic - value) <= mpmath.mpf(10) ** -30 * max(1, abs(value))
 
 
 # ---------------------------------------------------------------- rules: SymPy expressions, lambdified
@@ -480,7 +473,7 @@ class Deriver:
         self.pool_size, self.pool_stride = (
             pool_window(sc.pool, sc.conv_shape) if sc.pool.kind != "none" else ((1, 1), (1, 1))
         )
-        self.eta = to_exact(sc.training.learning_rate)
+        self.eta = decimal(sc.training.learning_rate)
         self.initial = {
             "filters": exact_array(np.stack([f.weights for f in sc.conv.filters])),
             "filter_biases": exact_array([f.bias for f in sc.conv.filters]),
@@ -589,7 +582,7 @@ class Deriver:
         stacked = np.stack(cells, axis=-1)  # K x Ho x Wo x window
         winners = np.zeros((K, Ho, Wo), int)
         for index in np.ndindex(K, Ho, Wo):  # the first largest (exactly, or to 45 digits)
-            row = stacked[index]
+            row = comparable(stacked[index])
             top = max(row)
             winners[index] = next(t for t, value in enumerate(row) if value >= top - ROUNDING * abs(top))
         m = np.take_along_axis(stacked, winners[..., None], axis=-1)[..., 0]
@@ -676,21 +669,18 @@ class Deriver:
         return index
 
     def make(self, record, key: str, index: tuple, symbol, general) -> Quantity:
-        """The quantity at ``index`` of group ``key``: substitute, evaluate with SymPy, and confirm that
-        SymPy's value equals the bulk value."""
+        """The quantity at ``index`` of group ``key``: its general form evaluated at this step's numbers
+        must give the bulk value (exactly where rational)."""
         if isinstance(record, UpdateDerivation):
-            env = {
-                s: to_sympy(self.lookup(s, record.steps[0], record.steps, record.before)) for s in general.free_symbols
-            }
+            env = {s: self.lookup(s, record.steps[0], record.steps, record.before) for s in general.free_symbols}
         else:
-            env = {s: to_sympy(self.lookup(s, record)) for s in general.free_symbols}
-        substituted = substitute(general, env)
-        value = to_value(substituted.doit())
-        bulk = to_sympy(record.values[key][index])
+            env = {s: self.lookup(s, record) for s in general.free_symbols}
+        value = evaluate(general, env)
+        bulk = record.values[key][index]
         path = self.path(record, key, index)
         if not agrees(value, bulk):
-            raise VerificationError(f"{path}: SymPy gives {value}, the layer rule {bulk}")
-        return Quantity(path, symbol, general, substituted, bulk)
+            raise VerificationError(f"{path}: the cell's own expression gives {value}, the layer rule {bulk}")
+        return Quantity(path, symbol, general, env, to_sympy(bulk))
 
     def general(self, record: StepDerivation, key: str, index: tuple):
         """(symbol, general form) of one cell of a step (remembered: chain rules reuse them)."""

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from .algebra import MaxOf, Quantity, plus, shorten, substitute, times
-from .derivation import Group, to_sympy
+from .algebra import MaxOf, Quantity, evaluate, plus, shorten, substitute, times, to_exact, to_sympy
+from .derivation import Group, agrees
 from .errors import VerificationError
 
 SETTINGS = {"detail": ("full", "summary"), "iterations": ("all", "first", "last")}
@@ -157,22 +157,29 @@ MAX_TERMS = 24  # summary detail: longer sums (and max over more cells) show the
 
 
 def equation(q: Quantity, general: sympy.Expr | None = None, env: dict | None = None, elide: bool = False) -> Equation:
-    """q as an equation; a display form (``general``) is substituted with ``env`` and checked.
-    With ``elide`` (summary detail), sums of more than MAX_TERMS terms are cut after the check."""
+    """q as an equation. A display form (``general``, e.g. max(0, z) for ReLU) is substituted with ``env``
+    and must evaluate to q's value (q's own form was checked when q was built). With ``elide`` (summary
+    detail), sums of more than MAX_TERMS terms are cut for display, after the check."""
     if general is None:
-        general, substituted = q.general, q.substituted
+        general, env = q.general, q.sympy_env
+        substituted = None
     else:
         substituted = substitute(general, env)
-    shown = substituted.doit()
-    if not (shown == q.value or abs(sympy.N(shown - q.value, 40)) < sympy.Float(10) ** -30):
-        raise VerificationError(f"{q.path}: the substituted form evaluates to {shown}, not {q.value}")
+        shown = evaluate(substituted)
+        if not agrees(shown, to_exact(q.value)):
+            raise VerificationError(f"{q.path}: the substituted form evaluates to {shown}, not {q.value}")
+    if elide:
+        short = shorten(general, MAX_TERMS)
+        if short is not general or substituted is None:
+            general, substituted = short, substitute(short, env)
+        else:
+            substituted = shorten(substituted, MAX_TERMS)
+    elif substituted is None:
+        substituted = q.substituted
     if substituted == general or substituted.is_Number:
         substituted = None  # nothing to add beyond the general form / the value
     if general.is_Number or general == q.symbol:
         general = None
-    if elide:
-        general = None if general is None else shorten(general, MAX_TERMS)
-        substituted = None if substituted is None else shorten(substituted, MAX_TERMS)
     return Equation(q.symbol, general, substituted, q.value)
 
 
@@ -196,11 +203,6 @@ def elided(values: np.ndarray, marks) -> tuple[np.ndarray, frozenset]:
     return shown, frozenset(where[m] for m in marks if m in where)
 
 
-def number(value) -> sympy.Expr:
-    """A SymPy number from a SymPy number, a Fraction or an mpmath float."""
-    return value if isinstance(value, sympy.Basic) else to_sympy(value)
-
-
 def matrices(name: sympy.Expr, array, marks=frozenset(), elide: bool = False) -> list[Matrix]:
     """A 2-D group of quantities (or array of numbers) as matrix blocks: elided around dots when large
     and ``elide`` (summary detail), else chunked by columns when wide."""
@@ -209,9 +211,9 @@ def matrices(name: sympy.Expr, array, marks=frozenset(), elide: bool = False) ->
         values = values[None, :]
     if elide and values.size > ELIDE_ABOVE**2:
         shown, shown_marks = elided(values, marks)
-        shown = np.vectorize(lambda v: None if v is None else number(v), otypes=[object])(shown)
+        shown = np.vectorize(lambda v: None if v is None else to_sympy(v), otypes=[object])(shown)
         return [Matrix(name, shown, shown_marks, shape=values.shape)]
-    values = np.vectorize(number, otypes=[object])(values)
+    values = np.vectorize(to_sympy, otypes=[object])(values)
     width = values.shape[1]
     if width <= MAX_COLUMNS:
         return [Matrix(name, values, frozenset(marks))]
@@ -230,9 +232,16 @@ def values_of(array) -> np.ndarray:
 
 
 def cells_to_show(array: Group, detail: str) -> list[tuple]:
-    """Indices of the cells to expand: every one at full detail, the first (a representative) in summary."""
+    """Indices of the cells to expand: every one at full detail. In summary one representative: the
+    first cell of a small matrix; of a large (elided) one, the cell of largest magnitude, where
+    something happens (the corner of a 28x28 digit is blank)."""
     indices = list(np.ndindex(*array.shape))
-    return indices if detail == "full" else indices[:1]
+    if detail == "full":
+        return indices
+    if array.size <= ELIDE_ABOVE**2:
+        return indices[:1]
+    magnitudes = np.abs(values_of(array))
+    return [np.unravel_index(int(np.argmax(magnitudes)), array.shape)]
 
 
 def relu_display(kind: str, z: sympy.Expr, slope) -> sympy.Expr | None:

@@ -68,22 +68,35 @@ def environment(family: str, doc: Document) -> jinja2.Environment:
     printer = SymcnnLatexPrinter(settings)
     fixed = SymcnnLatexPrinter({**settings, "scientific": False})  # matrix cells stay narrow: 0.000
     env.filters.update(
-        math=printer.doprint,
+        math=remembered(printer.doprint),
         rel=lambda value: (
             "=" if format_number(value, doc.settings.precision, doc.settings.fractions)[1] else r"\approx"
         ),
-        matrix=lambda m: matrix_tex(m, fixed),
-        cell=fixed.doprint,  # numbers in table cells, fixed point like matrices
+        matrix=remembered(lambda m: matrix_tex(m, fixed), key=id),
+        cell=remembered(fixed.doprint),  # numbers in table cells, fixed point like matrices
         esc=escape.latex if family == "latex" else escape.markdown,
         columns=table_columns,
         tex=escape.latex,
     )
     env.filters.update(drawing.PICTURE_FILTERS)
-    env.globals["frames"] = lambda blocks: frames(blocks, printer)
+    env.globals["frames"] = lambda blocks: frames(blocks, env.filters["math"])
     env.globals["slide_scale"] = SLIDE_SCALE
     files = drawing.panel_files(doc) if family == "markdown" else {}
     env.globals["figure_file"] = lambda key, i: files[key, i]
     return env
+
+
+def remembered(function, key=lambda value: value):
+    """``function`` printing each value once: the LaTeX formats share their printed pieces."""
+    memo: dict = {}
+
+    def once(value):
+        k = key(value)
+        if k not in memo:
+            memo[k] = (value, function(value))  # the value is kept so that an id() key stays unique
+        return memo[k][1]
+
+    return once
 
 
 def matrix_tex(m: Matrix, printer: SymcnnLatexPrinter) -> str:
@@ -112,7 +125,7 @@ def table_columns(table) -> str:
 SLIDE_LINE_CHARS = 150  # characters of LaTeX source that fill about one line of a slide
 
 
-def block_lines(block, printer: SymcnnLatexPrinter | None = None) -> float:
+def block_lines(block, printer=None) -> float:
     """A rough height of a block in slide lines, to pack Beamer frames."""
     if block.kind == "matrix":
         return 1.0 + 0.8 * block.values.shape[0]
@@ -124,7 +137,7 @@ def block_lines(block, printer: SymcnnLatexPrinter | None = None) -> float:
         if printer is None:
             return 3.2
         parts = [getattr(block, name, None) for name in ("general", "substituted", "raw", "simplified")]
-        wraps = sum(len(printer.doprint(p)) // SLIDE_LINE_CHARS for p in parts if p is not None)
+        wraps = sum(len(printer(p)) // SLIDE_LINE_CHARS for p in parts if p is not None)
         return 3.2 + 1.1 * wraps
     return 1.5
 
@@ -172,9 +185,10 @@ def split_tables(blocks) -> list:
     return out
 
 
-def frames(blocks, printer: SymcnnLatexPrinter | None = None) -> list[list]:
+def frames(blocks, printer=None) -> list[list]:
     """Blocks packed into frames of at most FRAME_BUDGET lines, never splitting a block; a text that
-    ends a full frame (a caption such as "Image x2 (label bar):") moves on with the block it introduces."""
+    ends a full frame (a caption such as "Image x2 (label bar):") moves on with the block it introduces.
+    ``printer`` (expression -> LaTeX) measures equations; without it they count as one line each."""
     out, current, used = [], [], 0.0
     for block in split_tables(blocks):
         lines = block_lines(block, printer)
@@ -191,17 +205,21 @@ def frames(blocks, printer: SymcnnLatexPrinter | None = None) -> list[list]:
     return out
 
 
-def render_text(doc: Document, fmt: str) -> dict[str, str]:
-    """File name -> content for one text format."""
-    name = doc.name
-    if fmt == "markdown":
-        text = environment("markdown", doc).get_template("markdown/document.md.j2").render(doc=doc)
-        return {f"{name}.md": text, **drawing.svg_files(doc)}
-    if fmt == "html":
+def render_text(doc: Document, fmt: str, envs: dict | None = None) -> dict[str, str]:
+    """File name -> content for one text format. ``envs`` (family -> Jinja environment) lets several
+    formats share templates and printed pieces."""
+    if fmt == "html":  # its own environment: autoescaped, MathML
         from .webpage import page
 
-        return {f"{name}.html": page(doc)}
-    env = environment("latex", doc)
+        return {f"{doc.name}.html": page(doc)}
+    envs = {} if envs is None else envs
+    family = "markdown" if fmt == "markdown" else "latex"
+    if family not in envs:
+        envs[family] = environment(family, doc)
+    env, name = envs[family], doc.name
+    if fmt == "markdown":
+        text = env.get_template("markdown/document.md.j2").render(doc=doc)
+        return {f"{name}.md": text, **drawing.svg_files(doc)}
     if fmt == "latex":
         return {f"{name}.tex": env.get_template("latex/document.tex.j2").render(doc=doc)}
     if fmt == "beamer":
@@ -312,10 +330,12 @@ def write_formats(doc: Document, formats, out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:
         work = Path(tmp)
-        keep = []
+        keep, envs = [], {}
         for fmt in formats:
             files = (
-                {**render_text(doc, "latex"), **render_text(doc, "beamer")} if fmt == "pdf" else render_text(doc, fmt)
+                {**render_text(doc, "latex", envs), **render_text(doc, "beamer", envs)}
+                if fmt == "pdf"
+                else render_text(doc, fmt, envs)
             )
             for name, text in files.items():
                 (work / name).parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ ACTIVATION_NAMES = {
     "tanh": "tanh",
     "none": "no activation",
 }
+WIDE_CLASSES = 6  # more classes than this: the summary table names the predicted class instead
 UPDATE_NAMES = {
     "per_sample": "after every sample",
     "batch_mean": "once per pass, with the mean gradient",
@@ -240,26 +241,28 @@ class Builder:
         return Section(f"Update{after}", f"{key}-update", blocks)
 
     def summary(self) -> Section:
-        sc = self.sc
-        header = (
-            (Cell("pass"), Cell("sample"), Cell("label"))
-            + tuple(Cell(self.N("prob", c), True) for c in sc.classes)
-            + (Cell(self.N("loss"), True),)
-        )
+        """Probabilities and loss per pass and sample; with many classes (too wide for a page) the
+        predicted class and the probabilities of it and of the label instead of every class."""
+        sc, N = self.sc, self.N
+        wide = len(sc.classes) > WIDE_CLASSES
+        if wide:
+            columns = (Cell("predicted"), Cell("p(predicted)"), Cell("p(label)"))
+        else:
+            columns = tuple(Cell(N("prob", c), True) for c in sc.classes)
+        header = (Cell("pass"), Cell("sample"), Cell("label")) + columns + (Cell(N("loss"), True),)
         rows = []
-        for step in self.d.steps:
+        for step in (*self.d.steps, *self.d.final):
             g = step.groups
+            probs = g["probs"].numbers()
+            if wide:
+                best = int(np.argmax(g["probs"].values.astype(float)))
+                label = sc.classes.index(step.label)
+                cells = (Cell(sc.classes[best]), Cell(probs[best], True), Cell(probs[label], True))
+            else:
+                cells = tuple(Cell(p, True) for p in probs)
+            when = "final" if step.iteration is None else str(step.iteration)
             rows.append(
-                (Cell(str(step.iteration)), Cell(step.sample), Cell(step.label))
-                + tuple(Cell(p, True) for p in g["probs"].numbers())
-                + (Cell(g["loss"].numbers().item(), True),)
-            )
-        for step in self.d.final:
-            g = step.groups
-            rows.append(
-                (Cell("final"), Cell(step.sample), Cell(step.label))
-                + tuple(Cell(p, True) for p in g["probs"].numbers())
-                + (Cell(g["loss"].numbers().item(), True),)
+                (Cell(when), Cell(step.sample), Cell(step.label)) + cells + (Cell(g["loss"].numbers().item(), True),)
             )
         return Section("Training summary", "summary", [Table(header, tuple(rows)), self.pictures.training()], 1)
 

@@ -10,7 +10,7 @@ from symcnn.sources import builtin_names, read_source
 
 
 def test_builtins_are_listed():
-    assert builtin_names() == ["four-images", "zebra-cat"]
+    assert builtin_names() == ["four-images", "mnist-like", "zebra-cat"]
 
 
 def test_four_images_inputs_as_the_contract_describes():
@@ -74,3 +74,40 @@ def test_builtins_say_what_is_reconstructed(name):
     data, _ = read_source(name)
     notes = " ".join(data["notes"]).lower()
     assert "from the article" in notes and "reconstructed" in notes
+
+
+def test_mnist_like_is_what_the_generator_writes():
+    from symcnn.digits import mnist_like, to_yaml
+    from symcnn.sources import builtin_dir
+
+    committed = (builtin_dir() / "mnist-like.yaml").read_text(encoding="utf-8")
+    assert committed == to_yaml(mnist_like()), "regenerate: python -m symcnn.digits > symcnn/scenarios/mnist-like.yaml"
+
+
+def test_mnist_like_digits_look_like_digits():
+    sc = symcnn.load("mnist-like")
+    assert sc.input_shape == (28, 28) and len(sc.conv.filters) == 8 and sc.n_features == 1352
+    assert len(sc.classes) == 10
+    for x in sc.inputs:
+        pixels = x.pixels[0]
+        assert set(np.unique(pixels * 10).round(6)) <= set(range(11))  # one decimal, in [0, 1]
+        ink = pixels > 0.5
+        assert 60 < ink.sum() < 250  # strokes, not a blob or an empty page
+        rows, cols = np.nonzero(ink)
+        assert rows.min() >= 2 and rows.max() <= 25 and cols.min() >= 2 and cols.max() <= 25  # centred
+    three, seven = (x.pixels[0] > 0.5 for x in sc.inputs)
+    assert three[4:7, 8:20].any() and seven[4:7, 5:23].sum() > 30  # the 7's top bar is long and full
+
+
+def test_mnist_like_checks_and_renders_a_summary(tmp_path):
+    from symcnn.errors import UsageError
+    from symcnn.rendering import render_to_dir
+
+    report = symcnn.check("mnist-like")
+    assert report.ok and report.compared > 100_000
+    written = render_to_dir(symcnn.load("mnist-like"), "markdown", tmp_path)
+    text = written[0].read_text(encoding="utf-8")
+    assert len(text) < 200_000  # a readable summary, not a 784-row table
+    assert r"\cdots" in text or r"\dots" in text
+    with pytest.raises(UsageError, match="--force"):
+        render_to_dir(symcnn.load("mnist-like"), "markdown", tmp_path / "full", detail="full")

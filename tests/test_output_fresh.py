@@ -16,7 +16,7 @@ import symcnn
 from symcnn.rendering import render_to_dir
 
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
-BUILTINS = ("four-images", "zebra-cat")
+BUILTINS = ("four-images", "mnist-like", "zebra-cat")
 TEXT_FORMATS = ("markdown", "latex", "beamer", "snippets", "html")  # the Markdown with its SVG pictures
 REGENERATE = "output/ is stale: run `python -m symcnn examples --out output` (or `symcnn examples --out output`)"
 
@@ -35,8 +35,7 @@ def text_files(folder: Path) -> set[str]:
 @pytest.mark.parametrize("name", BUILTINS)
 def test_committed_text_outputs_are_fresh(tmp_path, name):
     sc = symcnn.load(name)
-    for fmt in TEXT_FORMATS:
-        render_to_dir(sc, fmt, tmp_path)
+    render_to_dir(sc, TEXT_FORMATS, tmp_path)
     committed = OUTPUT / name
     assert committed.is_dir(), f"output/{name}/ is missing: {REGENERATE}"
     fresh, stored = text_files(tmp_path), text_files(committed)

@@ -568,8 +568,8 @@ BROKEN = "\\documentclass{article}\n\\begin{document}\nHello.\n\\undefinedcomman
 def test_failed_compile_reports_the_first_error_and_leaves_nothing(monkeypatch, capsys, tmp_path, broken):
     real = rendering.render_text
 
-    def render_text(doc, fmt):
-        files = real(doc, fmt)
+    def render_text(doc, fmt, envs=None):
+        files = real(doc, fmt, envs)
         if fmt == broken:
             files = {name: BROKEN for name in files}
         return files

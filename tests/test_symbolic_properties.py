@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, assume, given, settings
 
 import symcnn
+from symcnn.document import Settings
 from symcnn.rendering import render_text
 from symcnn.worked import build_document
 
@@ -35,9 +36,12 @@ def test_sympy_and_numpy_agree_and_every_shown_equation_holds(scenario: dict) ->
     # products of numbers below ~1e-162 underflow to 0 in float64 (exact arithmetic keeps them),
     # which moves a ReLU kink: a limit of floating point, not of either engine
     assume(all(n == 0 or abs(n) > 1e-100 for n in numbers(scenario)))
-    report = symcnn.check(scenario)
+    # thorough: every cell's own SymPy expression (general form, chain rule) must give the layer
+    # rule's bulk value, exactly where rational
+    report = symcnn.check(scenario, thorough=True)
     assert report.ok, report.table()
     assert report.compared > 0 and not report.missing
     # building the document re-evaluates every substituted form shown and raises if one differs
-    document = build_document(report)
-    assert "Verification" in render_text(document, "markdown")[f"{document.name}.md"]
+    for detail in ("summary", "full"):
+        document = build_document(report, Settings(detail=detail))
+        assert "Verification" in render_text(document, "markdown")[f"{document.name}.md"]
