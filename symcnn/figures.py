@@ -65,7 +65,11 @@ def heatmap(title: str, array, scale: str, precision: int, marks=frozenset(), wi
 # ---------------------------------------------------------------- colours
 
 
+COLOUR_LEVELS = 32  # shades per colour ramp: a heatmap has few distinct colours, drawn one path each
+
+
 def mix(a: tuple, b: tuple, t: float) -> tuple[int, int, int]:
+    t = round(t * COLOUR_LEVELS) / COLOUR_LEVELS
     return tuple(round(x + (y - x) * t) for x, y in zip(a, b))
 
 
@@ -137,6 +141,7 @@ class Layout:
     labels: tuple[Label, ...]
     lines: tuple[Line, ...] = ()
     dots: tuple[tuple[float, float, tuple], ...] = ()  # (x, y, colour) chart markers
+    patches: tuple[tuple[tuple, tuple[tuple[float, float, float, float], ...]], ...] = ()  # colour, its rectangles
     font: float = FONT
 
 
@@ -152,15 +157,23 @@ def _(h: Heatmap) -> Layout:
         longest = max(len(t) for row in h.texts for t in row)
         cell = max(MIN_CELL, longest * CHAR + 6)
     else:
-        cell = GRID_SIDE / max(rows, cols)
+        cell = int(GRID_SIDE / max(rows, cols) * 4) / 4  # quarter units: short coordinates
     width = max(cols * cell, LEGEND_WIDTH)
     x0 = (width - cols * cell) / 2
     lo, hi = value_range(h)
-    boxes = []
+    boxes, patches = [], {}  # cells with a number are boxes; plain cells and swatches, patches by colour
     for i in range(rows):
+        run = 0  # plain cells: a run of equal colours along a row is one rectangle
         for j in range(cols):
             fill = colour(float(h.values[i, j]), h.scale, lo, hi)
-            text = h.texts[i][j].replace("-", "\N{MINUS SIGN}") if h.texts is not None else ""
+            if h.texts is None:
+                following = colour(float(h.values[i, j + 1]), h.scale, lo, hi) if j + 1 < cols else None
+                run += 1
+                if following != fill:
+                    patches.setdefault(fill, []).append((x0 + (j + 1 - run) * cell, i * cell, run * cell, cell))
+                    run = 0
+                continue
+            text = h.texts[i][j].replace("-", "\N{MINUS SIGN}")
             boxes.append(Box(x0 + j * cell, i * cell, cell, cell, fill, text, ink(fill)))
     boxes.append(Box(x0, 0, cols * cell, rows * cell, stroke=(150, 150, 150), width=0.5))  # frame
     line = min(2.2, cell * 0.15)  # winners' outlines, thinner on small cells
@@ -174,13 +187,14 @@ def _(h: Heatmap) -> Layout:
     step = width / LEGEND_STEPS
     for n in range(LEGEND_STEPS):
         value = lo + (hi - lo) * (n + 0.5) / LEGEND_STEPS
-        boxes.append(Box(n * step, top, step + 0.05, LEGEND_BAR, colour(value, h.scale, lo, hi)))
+        patches.setdefault(colour(value, h.scale, lo, hi), []).append((n * step, top, step + 0.05, LEGEND_BAR))
     boxes.append(Box(0, top, width, LEGEND_BAR, stroke=(150, 150, 150), width=0.5))
     base = top + LEGEND_BAR + FONT + 1
     labels = [Label(0, base, label(lo), "start"), Label(width, base, label(hi), "end")]
     if h.scale == "diverging":
         labels.insert(1, Label(width / 2, base, "0"))
-    return Layout(width, base + 2, tuple(boxes), tuple(labels))
+    runs = tuple((rgb, tuple(rects)) for rgb, rects in patches.items())
+    return Layout(width, base + 2, tuple(boxes), tuple(labels), patches=runs)
 
 
 def ticks(top: float) -> list[float]:

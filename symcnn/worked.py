@@ -142,10 +142,12 @@ class Builder:
 
                 self.equations(blocks, g["activated"][k], display)
                 blocks += self.matrices(N("activated", flt.name), g["activated"][k])
-            filters = enumerate(sc.conv.filters)
-            panels = tuple(self.pictures.panel(f"a, filter {f.name}", g["activated"][k]) for k, f in filters)
-            caption = f"Activated feature maps ({ACTIVATION_NAMES[kind]})."
-            blocks.append(Figure(f"{key}-activation", caption, panels))
+            caption = f"Activated feature maps ({ACTIVATION_NAMES[kind]})" + (
+                "; outlined, the cells max pooling picks (where a window's cells differ)."
+                if sc.pool.kind == "max"
+                else "."
+            )
+            blocks.append(Figure(f"{key}-activation", caption, self.activated_panels(step)))
             sections.append(Section(ACTIVATION_NAMES[kind], f"{key}-activation", blocks))
         if sc.pool.kind != "none":
             blocks = []
@@ -156,13 +158,11 @@ class Builder:
                     blocks.append(Text(f"Winning cells of {flt.name} (boxed):"))
                     blocks += self.matrices(N("activated", flt.name), g["activated"][k], winners[k])
                 blocks += self.matrices(N("pooled", flt.name), g["pooled"][k])
-            panels = []
-            for k, flt in enumerate(sc.conv.filters):
-                marks = winners[k] if winners else frozenset()
-                panels.append(self.pictures.panel(f"a, filter {flt.name}", g["activated"][k], marks))
-                panels.append(self.pictures.panel(f"m, filter {flt.name}", g["pooled"][k]))
-            caption = f"{sc.pool.kind.capitalize()} pooling: each activated map and its pooled map" + (
-                "; the winning cells are outlined." if winners else "."
+            panels = [self.pictures.panel(f"m, filter {f.name}", g["pooled"][k]) for k, f in enumerate(sc.conv.filters)]
+            if kind == "none":  # no activation section shows the maps pooled: show them here
+                panels = [p for pair in zip(self.activated_panels(step), panels) for p in pair]
+            caption = f"{sc.pool.kind.capitalize()} pooling: the pooled maps" + (
+                " (outlined in the activated maps, the winning cells)." if winners else "."
             )
             blocks.append(Figure(f"{key}-pool", caption, tuple(panels)))
             sections.append(Section(f"{sc.pool.kind.capitalize()} pooling", f"{key}-pool", blocks))
@@ -176,16 +176,28 @@ class Builder:
         sections.append(Section("Cross-entropy loss", f"{key}-loss", [self.eq(g["loss"].item())]))
         return sections
 
-    def winner_cells(self, step: StepDerivation) -> list[frozenset] | None:
+    def activated_panels(self, step: StepDerivation) -> tuple:
+        """Each filter's activated map as a picture, the max-pool winners outlined (except in windows whose
+        cells are all equal, where the first cell wins only by convention: a map of zeros stays plain)."""
+        winners = self.winner_cells(step, ties=False)
+        return tuple(
+            self.pictures.panel(f"a, filter {f.name}", step.groups["activated"][k], winners[k] if winners else ())
+            for k, f in enumerate(self.sc.conv.filters)
+        )
+
+    def winner_cells(self, step: StepDerivation, ties: bool = True) -> list[frozenset] | None:
+        """The cells max pooling picks, per filter; without ``ties``, none from windows of equal cells."""
         if self.sc.pool.kind != "max":
             return None
         (ph, pw), (sh, sw) = pool_window(self.sc.pool, step.groups["activated"].shape[1:])
+        values = step.groups["activated"].values
         out = []
         for k in range(step.winners.shape[0]):
             cells = set()
             for i, j in np.ndindex(*step.winners.shape[1:]):
-                t = step.winners[k, i, j]
-                cells.add(winner_cell(i, j, t, (ph, pw), (sh, sw)))
+                window = values[k, i * sh : i * sh + ph, j * sw : j * sw + pw].astype(float)
+                if ties or np.ptp(window) > 1e-12 * max(1.0, float(np.abs(window).max())):  # (50-digit noise is a tie)
+                    cells.add(winner_cell(i, j, step.winners[k, i, j], (ph, pw), (sh, sw)))
             out.append(frozenset(cells))
         return out
 
