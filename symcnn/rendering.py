@@ -350,6 +350,10 @@ def write_formats(doc: Document, formats, out: str | Path) -> list[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(work / name, target)
             written.append(target)
+        if "markdown" in formats:  # NAME-figures/ is ours: pictures of an earlier rendering go
+            pictures = out / drawing.figure_folder(doc)
+            for old in set(pictures.glob("*.svg")) - set(written):
+                old.unlink()
     return written
 
 

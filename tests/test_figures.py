@@ -271,3 +271,16 @@ def test_hostile_names_are_escaped_in_svg(rendered):
     assert f"image {sc.inputs[0].name}" in titles  # the name round-trips through XML escaping unchanged
     legend = [t.text for f in files if "curves" in f.name for t in parse(f).iter(f"{SVG}text")]
     assert any(text.startswith(sc.inputs[0].name[:20]) for text in legend)
+
+
+def test_rendering_again_replaces_the_pictures(tmp_path):
+    """NAME-figures/ holds this rendering's pictures only: an earlier rendering's extra SVGs go."""
+    render_to_dir(symcnn.load("zebra-cat"), "markdown", tmp_path)
+    folder = tmp_path / "zebra-cat-figures"
+    stale, mine = folder / "it9-gone-1.svg", folder / "notes.txt"
+    stale.write_text("<svg/>", encoding="utf-8")
+    mine.write_text("the user's own file", encoding="utf-8")
+    before = sorted(p.name for p in folder.glob("*.svg") if p != stale)
+    render_to_dir(symcnn.load("zebra-cat"), "markdown", tmp_path)
+    assert not stale.exists() and mine.exists()
+    assert sorted(p.name for p in folder.glob("*.svg")) == before
