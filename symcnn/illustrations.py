@@ -10,7 +10,7 @@ from .algebra import exact
 from .derivation import Derivation, StepDerivation
 from .document import Chart, Figure
 from .errors import VerificationError
-from .figures import NUMBERS_UP_TO, chart_top, heatmap
+from .figures import chart_top, heatmap
 
 
 def plain_number(value, precision: int) -> str:
@@ -71,39 +71,36 @@ class Illustrator:
                 biases = list(update.groups["filter_biases"].numbers())
         return out
 
-    def window(self, step: StepDerivation, k: int, key: str) -> Figure:
-        """The first output cell: the input with the filter window outlined, the filter, their products.
-        A large input (more than 8x8, a picture without numbers) is drawn with the first filter only: the
-        window sits on the same cells for every filter."""
-        sc, p = self.sc, self.sc.conv.padding
+    def window(self, step: StepDerivation, k: int, key: str, cell: tuple[int, int]) -> Figure:
+        """The expanded output cell: the input with the filter window outlined at that cell, the filter,
+        their element-wise products (checked: their sum plus the bias is the cell's value), the whole map."""
+        sc, p, s = self.sc, self.sc.conv.padding, self.sc.conv.stride
         weights, biases = self.in_force[step.path]
-        x = next(s for s in sc.inputs if s.name == step.sample)
+        x = next(sample for sample in sc.inputs if sample.name == step.sample)
         pixels = np.vectorize(exact, otypes=[object])(x.pixels)
         image = np.pad(pixels, ((0, 0), (p, p), (p, p)), constant_values=sympy.Integer(0))
         w = weights[k]
         kh, kw = w.shape[1:]
-        products = image[:, :kh, :kw] * w
-        z = step.groups["conv"][k].numbers()[0, 0]
+        i, j = cell
+        products = image[:, i * s : i * s + kh, j * s : j * s + kw] * w
+        z = step.groups["conv"][k].numbers()[i, j]
         total = sum(products.flat) + biases[k]
         if not (total == z or abs(sympy.N(total - z, 40)) < sympy.Float(10) ** -30):  # exact, or to 30 digits
-            path = f"{step.path}.conv[{k}][0][0]"
+            path = f"{step.path}.conv[{k}][{i}][{j}]"
             raise VerificationError(f"{path}: the products shown do not add up to {z}")
         flt, panels = sc.conv.filters[k], []
-        with_image = k == 0 or max(image.shape[1:]) <= NUMBERS_UP_TO
         for c in range(image.shape[0]):
             channel = f", channel {c + 1}" if image.shape[0] > 1 else ""
             padded = f", padded by {p}" if p else ""
-            if with_image:
-                window = (0, 0, kh, kw)
-                panels.append(self.panel(f"{x.name}{channel}{padded}", image[c], window=window, scale="gray"))
+            window = (i * s, j * s, kh, kw)
+            panels.append(self.panel(f"{x.name}{channel}{padded}", image[c], window=window, scale="gray"))
             panels.append(self.panel(f"filter {flt.name}{channel}", w[c]))
             panels.append(self.panel(f"w \N{MULTIPLICATION SIGN} x{channel}", products[c]))
         panels.append(self.panel(f"z, filter {flt.name}", step.groups["conv"][k]))
-        where = "(outlined)" if with_image else f"(outlined above, with filter {sc.conv.filters[0].name})"
         caption = (
-            f"Cell (1, 1): filter {flt.name}'s window on {x.name} {where}, the filter, the element-wise products "
-            f"(their sum plus the bias {plain_number(biases[k], self.precision)} is the cell's value), and the whole "
-            f"feature map z."
+            f"Cell ({i + 1}, {j + 1}): filter {flt.name}'s window on {x.name} (outlined), the filter, the element-wise "
+            f"products (their sum plus the bias {plain_number(biases[k], self.precision)} is the cell's value), and "
+            f"the whole feature map z."
         )
         return Figure(key, caption, tuple(panels))
 

@@ -126,7 +126,8 @@ class Builder:
             self.equations(blocks, g["conv"][k])
             blocks += self.matrices(N("conv", flt.name), g["conv"][k])
             conv_key = f"{key}-conv-{self.filter_keys[k]}"
-            blocks.append(self.pictures.window(step, k, conv_key))
+            cell = cells_to_show(g["conv"][k], self.settings.detail)[0]  # the (first) cell expanded above
+            blocks.append(self.pictures.window(step, k, conv_key, cell))
             sections.append(Section(f"Convolution with filter {flt.name}", conv_key, blocks))
         blocks = []
         kind = sc.activation.kind

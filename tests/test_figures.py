@@ -284,3 +284,30 @@ def test_rendering_again_replaces_the_pictures(tmp_path):
     render_to_dir(symcnn.load("zebra-cat"), "markdown", tmp_path)
     assert not stale.exists() and mine.exists()
     assert sorted(p.name for p in folder.glob("*.svg")) == before
+
+
+def test_the_window_follows_the_expanded_cell_of_a_large_map(tmp_path):
+    """In summary, a large (elided) map expands its largest cell: the window is drawn there, stride 2."""
+    rng = np.random.default_rng(12)
+    data = {
+        "name": "wide",
+        "classes": ["a", "b"],
+        "inputs": [{"name": "x", "label": "a", "pixels": np.round(rng.uniform(0, 1, (21, 21)), 1).tolist()}],
+        "conv": {"stride": 2, "filters": [{"name": "F", "weights": [[1, 0, -1], [0, 2, 0], [-1, 0, 1]]}]},
+        "dense": {"weights": np.round(rng.uniform(-0.1, 0.1, (2, 100)), 2).tolist(), "biases": [0, 0]},
+        "training": {"learning_rate": 0.1},
+    }
+    render_to_dir(symcnn.load(data), "markdown", tmp_path)
+    conv = np.array(symcnn.run(symcnn.load(data)).to_dict()["steps"][0]["conv"][0])  # 10x10: elided in summary
+    i, j = np.unravel_index(np.argmax(np.abs(conv)), conv.shape)
+    assert (i, j) != (0, 0)
+    markdown = (tmp_path / "wide.md").read_text(encoding="utf-8")
+    assert f"z^{{\\text{{F}}}}_{{{i + 1},{j + 1}}} = " in markdown  # the cell expanded
+    image = parse(tmp_path / "wide-figures" / "x-conv-F-1.svg")
+    (frame,) = [r for r in outlines(image, "#969696") if r[3] > 20]  # the grid's frame, not the legend's
+    side = frame[2] / 21
+    (window,) = outlines(image, drawing.svg_colour(figures.WINDOW_COLOUR))
+    assert window == pytest.approx((frame[0] + 2 * j * side, frame[1] + 2 * i * side, 3 * side, 3 * side))
+    products = cell_numbers(parse(tmp_path / "wide-figures" / "x-conv-F-3.svg"))
+    pixels = np.array(data["inputs"][0]["pixels"])
+    close(products, np.array(data["conv"]["filters"][0]["weights"]) * pixels[2 * i : 2 * i + 3, 2 * j : 2 * j + 3])
