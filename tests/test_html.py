@@ -24,7 +24,7 @@ from symcnn import drawing
 from symcnn.rendering import document_for, render_to_dir
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-BUILTINS = ("four-images", "zebra-cat")
+BUILTINS = tuple(symcnn.builtin_names())  # four-images, mnist-like (28x28), zebra-cat
 CHROMIUM = os.environ.get("SYMCNN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -54,8 +54,8 @@ def expected_counts(doc) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def pages(tmp_path_factory) -> dict[str, tuple[Path, tuple[int, int], float]]:
-    """name -> (the .html file, expected (maths, svgs), seconds symcnn.render took)."""
+def pages(tmp_path_factory) -> dict[str, tuple[Path, tuple[int, int], float, object]]:
+    """name -> (the .html file, expected (maths, svgs), seconds symcnn.render took, the document)."""
     base = tmp_path_factory.mktemp("html")
     out = {}
     for name in (*BUILTINS, str(GOLDEN / "hostile.yaml")):
@@ -63,7 +63,8 @@ def pages(tmp_path_factory) -> dict[str, tuple[Path, tuple[int, int], float]]:
         start = time.perf_counter()
         (path,) = symcnn.render(sc, "html", base / sc.name)
         seconds = time.perf_counter() - start
-        out[sc.name] = (path, expected_counts(document_for(sc)), seconds)
+        doc = document_for(sc)
+        out[sc.name] = (path, expected_counts(doc), seconds, doc)
     return out
 
 
@@ -91,7 +92,7 @@ def tags(path: Path) -> Tags:
 
 @pytest.mark.parametrize("name", [*BUILTINS, "hostile"])
 def test_page_is_self_contained(pages, name):
-    path, (maths, svgs), _ = pages[name]
+    path, (maths, svgs), _, _ = pages[name]
     html = path.read_text(encoding="utf-8")
     parsed = tags(path)
     names = [t for t, _ in parsed.tags]
@@ -109,9 +110,8 @@ def test_page_is_self_contained(pages, name):
 
 @pytest.mark.parametrize("name", BUILTINS)
 def test_page_sections_fold_per_sample(pages, name):
-    path, _, _ = pages[name]
+    path, _, _, doc = pages[name]
     parsed = tags(path)
-    doc = document_for(symcnn.load(name))
     folds = [attrs for tag, attrs in parsed.tags if tag == "details"]
     assert len(folds) == sum(s.level == 1 for s in doc.sections)
     passes = [s for s in doc.sections if s.title.startswith("Pass ")]
@@ -121,7 +121,7 @@ def test_page_sections_fold_per_sample(pages, name):
 
 
 def test_hostile_names_are_escaped_in_html(pages):
-    path, _, _ = pages["hostile"]
+    path, _, _, _ = pages["hostile"]
     html = path.read_text(encoding="utf-8")
     assert html.lower().count("<script") == 1 and html.lower().count("</script") == 1  # ours only
     assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -142,7 +142,7 @@ def test_svg_pictures_inline_are_the_markdown_files(tmp_path):
 
 
 def test_render_time_is_reported(pages, record_property):
-    for name, (_, counts, seconds) in pages.items():
+    for name, (_, counts, seconds, _) in pages.items():
         record_property(f"{name}-render-seconds", round(seconds, 3))
         record_property(f"{name}-maths-svgs", counts)
         assert seconds < 60
@@ -232,7 +232,7 @@ SCREENSHOTS = Path(os.environ.get("SYMCNN_SCREENSHOTS", "")) if os.environ.get("
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("name", [*BUILTINS, "hostile"])
 def test_page_in_chromium(browser, pages, name, width):
-    path, (maths, svgs), _ = pages[name]
+    path, (maths, svgs), _, _ = pages[name]
     page = browser.new_page(viewport={"width": width, "height": 900})
     requests, problems, dialogs = [], [], []
     page.on("request", lambda r: requests.append(r.url))
