@@ -62,12 +62,18 @@ def to_exact(value):
     return mpmath.mp.make_mpf(value._mpf_ if value.is_Float else value.evalf(DPS + 10)._mpf_)
 
 
+def to_float(value):
+    """A Fraction as a float of the current mpmath precision (50-digit floats pass through)."""
+    return mpmath.mpf(value.numerator) / value.denominator if isinstance(value, (Fraction, int)) else value
+
+
 def comparable(values: list) -> list:
     """Numbers that compare with each other: exact if all are, else all as 50-digit floats (mpmath
     cannot compare with a Fraction)."""
     if all(isinstance(v, (Fraction, int)) for v in values):
         return list(values)
-    return [mpmath.mpf(v.numerator) / v.denominator if isinstance(v, (Fraction, int)) else v for v in values]
+    with mpmath.workdps(DPS + 10):
+        return [to_float(v) for v in values]
 
 
 def evaluate(expr: sympy.Expr, env: dict | None = None):
@@ -103,7 +109,7 @@ def _evaluate(expr, env):
     if isinstance(expr, Sub):
         a, b = _evaluate(args[0], env), _evaluate(args[1], env)
         if isinstance(a, Fraction) and isinstance(b, mpmath.mpf):  # mpmath cannot take a Fraction on the left
-            a = mpmath.mpf(a.numerator) / a.denominator
+            a = to_float(a)
         return a - b
     if isinstance(expr, MaxOf):
         values = [_evaluate(a, env) for a in args]
@@ -157,7 +163,9 @@ def plus(*terms: sympy.Expr) -> sympy.Expr:
     terms = [t for t in terms if not (t.is_Number and t == 0)]
     if not terms:
         return sympy.Integer(0)
-    return terms[0] if len(terms) == 1 else Add(*terms, evaluate=False)
+    # _from_args: the unevaluated node itself (Add(..., evaluate=False) re-checks every argument,
+    # a second per 15,000-term logit)
+    return terms[0] if len(terms) == 1 else Add._from_args(terms)
 
 
 def times(*factors: sympy.Expr) -> sympy.Expr:
@@ -165,7 +173,7 @@ def times(*factors: sympy.Expr) -> sympy.Expr:
     factors = [f for f in factors if not (f.is_Number and f == 1)]
     if not factors:
         return sympy.Integer(1)
-    return factors[0] if len(factors) == 1 else Mul(*factors, evaluate=False)
+    return factors[0] if len(factors) == 1 else Mul._from_args(factors)
 
 
 class Sub(sympy.Expr):

@@ -30,7 +30,7 @@ import sympy
 from sympy import Add, Mul, Piecewise, Pow, Rational, exp, log
 from sympy.printing.numpy import NumPyPrinter
 
-from .algebra import DPS, MaxOf, Quantity, chain, comparable, evaluate, exact, minus, plus, times, to_sympy
+from .algebra import DPS, MaxOf, Quantity, chain, comparable, evaluate, exact, minus, plus, times, to_float, to_sympy
 from .errors import VerificationError
 from .progress import progress
 from .scenario import Activation, Scenario, pool_window, winner_cell
@@ -109,16 +109,22 @@ def max_abs(values: np.ndarray) -> int:
 
 def floats(values: np.ndarray) -> np.ndarray:
     """50-digit floats of exact values (mpmath would convert a Fraction at every product otherwise)."""
-    return np.vectorize(
-        lambda v: v if isinstance(v, mpmath.mpf) else mpmath.mpf(v.numerator) / v.denominator, otypes=[object]
-    )(values)
+    return np.vectorize(to_float, otypes=[object])(values)
 
 
 def alike(values: np.ndarray, partner: np.ndarray) -> np.ndarray:
     """``values`` as 50-digit floats when its partner in a product holds any (exact zeros stay exact)."""
     if rational(partner) or not rational(values):
         return values
-    return np.vectorize(lambda v: v if not v else mpmath.mpf(v.numerator) / v.denominator, otypes=[object])(values)
+    return np.vectorize(lambda v: to_float(v) if v else v, otypes=[object])(values)
+
+
+def alike_env(env: dict) -> dict:
+    """Nonzero fractions as 50-digit floats when the env holds any float (exact zeros stay exact)."""
+    if all(isinstance(v, (Fraction, int)) for v in env.values()):
+        return env
+    with mpmath.workdps(DPS + 10):  # cells are built later, outside derive()'s precision
+        return {s: to_float(v) if v else v for s, v in env.items()}
 
 
 def snap(z: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -637,7 +643,13 @@ class Deriver:
                 new[key] = params[key].copy()
                 continue
             total = sum(step.values[GRADIENT_OF[key]] for step in steps)
-            new[key] = self.rules.sgd(params[key], self.eta, scale, total)
+            new[key] = params[key].copy()  # a zero gradient leaves a parameter exactly as it was
+            moves = np.vectorize(bool, otypes=[bool])(total)
+            if rational(total):
+                new[key][moves] = self.rules.sgd(params[key][moves], self.eta, scale, total[moves])
+            else:  # 50-digit floats throughout (mixed products would convert at every cell)
+                theta, g = floats(params[key][moves]), floats(total[moves])
+                new[key][moves] = self.rules.sgd(theta, floats(np.array(self.eta)), floats(np.array(scale)), g)
         return new
 
     # one cell's quantity -----------------------------------------------------------------
@@ -675,7 +687,7 @@ class Deriver:
             env = {s: self.lookup(s, record.steps[0], record.steps, record.before) for s in general.free_symbols}
         else:
             env = {s: self.lookup(s, record) for s in general.free_symbols}
-        value = evaluate(general, env)
+        value = evaluate(general, alike_env(env))
         bulk = record.values[key][index]
         path = self.path(record, key, index)
         if not agrees(value, bulk):

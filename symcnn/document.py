@@ -161,7 +161,7 @@ def equation(q: Quantity, general: sympy.Expr | None = None, env: dict | None = 
     and must evaluate to q's value (q's own form was checked when q was built). With ``elide`` (summary
     detail), sums of more than MAX_TERMS terms are cut for display, after the check."""
     if general is None:
-        general, env = q.general, q.sympy_env
+        general, env = q.general, None  # q's own numbers, converted for the symbols shown only
         substituted = None
     else:
         substituted = substitute(general, env)
@@ -171,6 +171,8 @@ def equation(q: Quantity, general: sympy.Expr | None = None, env: dict | None = 
     if elide:
         short = shorten(general, MAX_TERMS)
         if short is not general or substituted is None:
+            if env is None:
+                env = {s: to_sympy(q.env[s]) for s in short.free_symbols if s in q.env}
             general, substituted = short, substitute(short, env)
         else:
             substituted = shorten(substituted, MAX_TERMS)

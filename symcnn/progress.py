@@ -14,10 +14,10 @@ class _Quiet:
         pass
 
 
-def progress(total: int, description: str):
+def progress(total: int, description: str, unit: str = "pass"):
     """A bar with ``update()`` and ``close()``; a silent stand-in in pipes, files and CI."""
     if not sys.stderr.isatty() or os.environ.get("CI"):
         return _Quiet()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=description, unit="pass", delay=1.0, leave=False, file=sys.stderr)
+    return tqdm(total=total, desc=description, unit=unit, delay=1.0, leave=False, file=sys.stderr)

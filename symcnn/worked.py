@@ -25,6 +25,7 @@ from .document import (
 )
 from .escape import slug
 from .illustrations import Illustrator
+from .progress import progress
 from .scenario import pool_window, winner_cell
 from .verify import Report
 
@@ -319,9 +320,11 @@ class Builder:
         iterations = sorted({s.iteration for s in d.steps})
         shown = {"all": iterations, "first": iterations[:1], "last": iterations[-1:]}[self.settings.iterations]
         passes = len(iterations) > 1
+        bar = progress(sum(s.iteration in shown for s in d.steps) + 1, f"writing {sc.name}", unit="sample")
         for step in d.steps:
             if step.iteration not in shown:
                 continue
+            bar.update()
             key = (f"it{step.iteration}-" if passes else "") + self.sample_keys[step.sample]
             title = f"Pass {step.iteration}, {step.sample} (label {step.label})"
             sections.append(Section(title, key, [], 1))
@@ -335,6 +338,7 @@ class Builder:
                 sections.append(Section(f"Pass {u.iteration}: batch update", f"it{u.iteration}-batch", [], 1))
                 sections.append(self.update(u, f"it{u.iteration}-batch"))
         sections += [self.summary(), self.final()]
+        bar.close()
         audit = self.audit()
         if audit is not None:
             sections.append(audit)
