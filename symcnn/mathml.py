@@ -51,14 +51,16 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
     def mo(self, text: str):
         return self.el("mo", text=text)
 
-    def fence(self, text: str):
+    def fence(self, text: str, stretchy: bool = False):
+        """A parenthesis; stretchy ones only around tall content (Chromium pads stretchy fences)."""
         node = self.mo(text)
-        node.setAttribute("lspace", "0")
-        node.setAttribute("rspace", "0")
+        if not stretchy:
+            node.setAttribute("stretchy", "false")
         return node
 
     def fenced(self, node):
-        return self.row(self.fence("("), node, self.fence(")"))
+        tall = any(node.getElementsByTagName(tag) for tag in ("mfrac", "munder", "munderover", "mtable"))
+        return self.row(self.fence("(", tall), node, self.fence(")", tall))
 
     # symbols ---------------------------------------------------------------------------
     def _print_Symbol(self, sym, style="plain"):
@@ -96,7 +98,8 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
             return node
         loss = self.el("mi", text="L")
         if self._settings["show_sample"] and info.sample is not None:
-            loss = self.el("msup", loss, self.row(self.mo("("), self.el("mtext", text=info.sample), self.mo(")")))
+            sample = self.el("mtext", text=info.sample)
+            loss = self.el("msup", loss, self.row(self.fence("("), sample, self.fence(")")))
         d = "\N{PARTIAL DIFFERENTIAL}"
         return self.el("mfrac", self.row(self.mo(d), loss), self.row(self.mo(d), node))
 
@@ -224,10 +227,10 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
         return self.mo("\N{MIDLINE HORIZONTAL ELLIPSIS}")
 
     def _print_MaxOf(self, expr):
-        children = [self.el("mi", text="max"), self.mo("(")]
+        children = [self.el("mi", text="max"), self.fence("(")]
         for n, a in enumerate(expr.args):
             children += ([self.mo(",")] if n else []) + [self._print(a)]
-        return self.row(*children, self.mo(")"))
+        return self.row(*children, self.fence(")"))
 
     def _print_Sub(self, expr):
         a, b = expr.args
