@@ -2,7 +2,8 @@
 
     sc = symcnn.load("four-images")      # a file path, a built-in name or a dict
     trace = symcnn.run(sc)               # NumPy: every number (the `symcnn values` JSON)
-    derivation = symcnn.derive(sc)       # SymPy: general form, substituted form, value
+    derivation = symcnn.derive(sc)       # SymPy: exact values; .steps[0].groups["conv"][0, 1, 1] a cell's
+                                         # general form, substituted form and value
     report = symcnn.check(sc)            # both agree, and the claims hold
     symcnn.exercise(sc, seed=7, count=30, out="week5")   # seeded variants: sheets, solutions, key.json
     symcnn.grade("ada.yaml", "week5/key.json").score     # mark a student's answers
@@ -44,7 +45,9 @@ def run(scenario) -> Trace:
 
 
 def derive(scenario):
-    """Every quantity as a SymPy expression: general form, numbers substituted, value."""
+    """Every value of the run from SymPy's layer rules over exact numbers; each cell as a SymPy quantity
+    (symbol, general form, numbers substituted, value) when asked for, e.g.
+    ``derive(sc).steps[0].groups["conv"][0, 1, 1]``."""
     from .derivation import derive as _derive
 
     return _derive(load(scenario))
@@ -59,7 +62,7 @@ def check(scenario, thorough: bool = False):
 
 
 def render(scenario, fmt: str, out, **options):
-    """Write the worked solution in ``fmt`` (markdown, latex, beamer, snippets, pdf) into the folder ``out``.
+    """Write the worked solution in ``fmt`` (markdown, latex, beamer, snippets, html, pdf) into the folder ``out``.
 
     Options: detail ("summary" or "full"), precision, iterations ("all", "first", "last"), fractions.
     Returns the paths written."""

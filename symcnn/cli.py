@@ -96,7 +96,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
-FORMAT_CHOICES = ("markdown", "latex", "beamer", "snippets", "pdf")
+FORMAT_CHOICES = ("markdown", "latex", "beamer", "snippets", "html", "pdf")  # rendering.FORMATS, without importing it
 
 
 def formats(text: str) -> list[str]:

@@ -446,6 +446,22 @@ class Derivation:
                 env[D.symbol_of(key, index)] = to_sympy(initial[key][index])
         return env
 
+    # Jupyter display: the worked solution (symcnn.notebook builds it through check and build_document)
+    def _repr_html_(self) -> str:
+        from .notebook import solution_html
+
+        return solution_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .notebook import solution_markdown
+
+        return solution_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from .notebook import solution_latex
+
+        return solution_latex(self)
+
 
 # ---------------------------------------------------------------- the deriver
 

@@ -90,6 +90,41 @@ class Text:
     kind: str = "text"
 
 
+@dataclass(frozen=True)
+class Heatmap:
+    """A matrix as coloured cells: ``gray`` (an image: white 0 to black) or ``diverging`` (blue negative,
+    white 0, red positive); the numbers written in the cells when they are big enough (``texts``)."""
+
+    title: str  # plain text under the picture, e.g. "image img1", "z, filter A"
+    values: np.ndarray  # 2-D floats: the colours
+    texts: tuple[tuple[str, ...], ...] | None  # the numbers as shown, None for large matrices
+    scale: str  # "gray" or "diverging"
+    marks: frozenset = frozenset()  # (row, col) cells outlined: max-pool winners
+    window: tuple[int, int, int, int] | None = None  # (row, col, height, width) outlined: a filter window
+    kind: str = "heatmap"
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A line chart: one line per series (a sample), one point per x tick (a pass)."""
+
+    title: str
+    xticks: tuple[str, ...]
+    series: tuple[tuple[str, tuple[float, ...]], ...]  # (name, y per tick)
+    ymax: float  # the y axis runs from 0 to ymax
+    kind: str = "chart"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """Pictures side by side (a Heatmap or Chart each), with a caption; ``key`` names its files."""
+
+    key: str
+    caption: str
+    panels: tuple
+    kind: str = "figure"
+
+
 @dataclass
 class Section:
     title: str

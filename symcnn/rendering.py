@@ -16,13 +16,13 @@ from pathlib import Path
 
 import jinja2
 
-from . import escape
+from . import drawing, escape
 from .document import Document, Matrix, Settings
 from .errors import RenderError, UsageError, VerificationError
 from .latex import SymcnnLatexPrinter, format_number
 from .scenario import Scenario
 
-FORMATS = ("markdown", "latex", "beamer", "snippets", "pdf")
+FORMATS = ("markdown", "latex", "beamer", "snippets", "html", "pdf")
 LATEX_DELIMITERS = dict(
     block_start_string=r"\BLOCK{",
     block_end_string="}",
@@ -36,6 +36,8 @@ LINES_PER_VALUE, LINES_PER_PAGE = 4, 50  # an expanded equation takes about 4 li
 MAX_FULL_PAGES = 200  # --detail full beyond this asks for --force
 FRAME_BUDGET = 11.0  # lines of a Beamer frame body
 TABLE_ROW_LINES = 0.7  # a \footnotesize table row, in frame lines
+SLIDE_SCALE = 0.75  # pictures on slides, of their size in the article
+SLIDE_WIDTH_PT, SLIDE_LINE_PT, PANEL_GAP_PT, PANEL_TITLE_PT = 390.0, 18.0, 13.0, 12.0
 
 
 def template_dir() -> Path:
@@ -76,7 +78,11 @@ def environment(family: str, doc: Document) -> jinja2.Environment:
         columns=table_columns,
         tex=escape.latex,
     )
+    env.filters.update(drawing.PICTURE_FILTERS)
     env.globals["frames"] = lambda blocks: frames(blocks, env.filters["math"])
+    env.globals["slide_scale"] = SLIDE_SCALE
+    files = drawing.panel_files(doc) if family == "markdown" else {}
+    env.globals["figure_file"] = lambda key, i: files[key, i]
     return env
 
 
@@ -125,6 +131,8 @@ def block_lines(block, printer=None) -> float:
         return 1.0 + 0.8 * block.values.shape[0]
     if block.kind == "table":
         return 1.5 + TABLE_ROW_LINES * len(block.rows)
+    if block.kind == "figure":
+        return 1.2 + sum(row_lines(row) for row in figure_rows(block.panels))
     if block.kind in ("equation", "derivative"):
         if printer is None:
             return 3.2
@@ -134,8 +142,27 @@ def block_lines(block, printer=None) -> float:
     return 1.5
 
 
+def figure_rows(panels) -> list[list]:
+    """Panels as TeX sets them side by side on a slide: as many per row as fit the frame's width."""
+    rows, width = [], SLIDE_WIDTH_PT
+    for panel in panels:
+        w = drawing.layout(panel).width * SLIDE_SCALE
+        if rows and width + PANEL_GAP_PT + w <= SLIDE_WIDTH_PT:
+            rows[-1].append(panel)
+            width += PANEL_GAP_PT + w
+        else:
+            rows.append([panel])
+            width = w
+    return rows
+
+
+def row_lines(row) -> float:
+    return (max(drawing.layout(p).height for p in row) * SLIDE_SCALE + PANEL_TITLE_PT) / SLIDE_LINE_PT
+
+
 def split_tables(blocks) -> list:
-    """Tables too long for one frame, cut into runs of rows that each repeat the header."""
+    """Tables too long for one frame, cut into runs of rows that each repeat the header; figures too
+    tall for one frame, cut into runs of panel rows that each repeat the caption."""
     per_frame = max(1, int((FRAME_BUDGET - 1.5) / TABLE_ROW_LINES))
     out = []
     for block in blocks:
@@ -144,6 +171,15 @@ def split_tables(blocks) -> list:
                 dataclasses.replace(block, rows=block.rows[i : i + per_frame])
                 for i in range(0, len(block.rows), per_frame)
             ]
+        elif block.kind == "figure" and block_lines(block) > FRAME_BUDGET:
+            chunks, used = [[]], 1.2
+            for row in figure_rows(block.panels):
+                if chunks[-1] and used + row_lines(row) > FRAME_BUDGET:
+                    chunks.append([])
+                    used = 1.2
+                chunks[-1] += row
+                used += row_lines(row)
+            out += [dataclasses.replace(block, panels=tuple(chunk)) for chunk in chunks]
         else:
             out.append(block)
     return out
@@ -172,13 +208,18 @@ def frames(blocks, printer=None) -> list[list]:
 def render_text(doc: Document, fmt: str, envs: dict | None = None) -> dict[str, str]:
     """File name -> content for one text format. ``envs`` (family -> Jinja environment) lets several
     formats share templates and printed pieces."""
+    if fmt == "html":  # its own environment: autoescaped, MathML
+        from .webpage import page
+
+        return {f"{doc.name}.html": page(doc)}
     envs = {} if envs is None else envs
     family = "markdown" if fmt == "markdown" else "latex"
     if family not in envs:
         envs[family] = environment(family, doc)
     env, name = envs[family], doc.name
     if fmt == "markdown":
-        return {f"{name}.md": env.get_template("markdown/document.md.j2").render(doc=doc)}
+        text = env.get_template("markdown/document.md.j2").render(doc=doc)
+        return {f"{name}.md": text, **drawing.svg_files(doc)}
     if fmt == "latex":
         return {f"{name}.tex": env.get_template("latex/document.tex.j2").render(doc=doc)}
     if fmt == "beamer":
@@ -196,7 +237,7 @@ def render_text(doc: Document, fmt: str, envs: dict | None = None) -> dict[str, 
     raise RenderError(f"unknown format {fmt}")
 
 
-TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-latex-extra latexmk lmodern"
+TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-pictures latexmk lmodern"
 
 
 def have_tex() -> bool:
@@ -309,6 +350,10 @@ def write_formats(doc: Document, formats, out: str | Path) -> list[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(work / name, target)
             written.append(target)
+        if "markdown" in formats:  # NAME-figures/ is ours: pictures of an earlier rendering go
+            pictures = out / drawing.figure_folder(doc)
+            for old in set(pictures.glob("*.svg")) - set(written):
+                old.unlink()
     return written
 
 

@@ -92,6 +92,22 @@ class Report:
             lines.append(f"{held} of {len(self.claims)} claims hold")
         return "\n".join(lines)
 
+    # Jupyter display: the table above (symcnn.notebook renders it)
+    def _repr_html_(self) -> str:
+        from .notebook import report
+
+        return report(self, "html")
+
+    def _repr_markdown_(self) -> str:
+        from .notebook import report
+
+        return report(self, "markdown")
+
+    def _repr_latex_(self) -> str:
+        from .notebook import report
+
+        return report(self, "latex")
+
 
 def numeric_leaves(data, path: str = ""):
     """(path, number) for every number of a `symcnn values` dict."""

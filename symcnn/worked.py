@@ -11,6 +11,7 @@ from .document import (
     Cell,
     Derivative,
     Document,
+    Figure,
     Formula,
     Section,
     Settings,
@@ -23,6 +24,8 @@ from .document import (
     relu_display,
 )
 from .escape import slug
+from .illustrations import Illustrator
+from .progress import progress
 from .scenario import pool_window, winner_cell
 from .verify import Report
 
@@ -50,6 +53,7 @@ class Builder:
         self.N = self.d.notation
         self.deriver = Deriver(self.sc, self.N)
         self.filter_keys = unique_slugs(f.name for f in self.sc.conv.filters)
+        self.pictures = Illustrator(self.d, settings.precision)
         self.sample_keys = dict(zip((x.name for x in self.sc.inputs), unique_slugs(x.name for x in self.sc.inputs)))
 
     # ------------------------------------------------------------------ helpers
@@ -77,11 +81,13 @@ class Builder:
             values = np.vectorize(exact, otypes=[object])(x.pixels)
             for c in range(values.shape[0]):
                 blocks += self.matrices(self.N("input", None), values[c])
+        blocks.append(self.pictures.setup("images"))
         for flt in sc.conv.filters:
             blocks.append(Text(f"Filter {flt.name}, bias {self.plain_number(flt.bias)}:"))
             values = np.vectorize(exact, otypes=[object])(flt.weights)
             for c in range(values.shape[0]):
                 blocks += self.matrices(self.N("filter", flt.name), values[c])
+        blocks.append(self.pictures.setup("filters"))
         blocks.append(Text("Dense layer weights (one row per class) and biases:"))
         blocks += self.matrices(self.N("dense_weight", None), np.vectorize(exact, otypes=[object])(sc.dense.weights))
         blocks += self.matrices(self.N("dense_bias", None), np.vectorize(exact, otypes=[object])(sc.dense.biases))
@@ -120,7 +126,10 @@ class Builder:
             blocks = [conv_sum(self.deriver, k)]
             self.equations(blocks, g["conv"][k])
             blocks += self.matrices(N("conv", flt.name), g["conv"][k])
-            sections.append(Section(f"Convolution with filter {flt.name}", f"{key}-conv-{self.filter_keys[k]}", blocks))
+            conv_key = f"{key}-conv-{self.filter_keys[k]}"
+            cell = cells_to_show(g["conv"][k], self.settings.detail)[0]  # the (first) cell expanded above
+            blocks.append(self.pictures.window(step, k, conv_key, cell))
+            sections.append(Section(f"Convolution with filter {flt.name}", conv_key, blocks))
         blocks = []
         kind = sc.activation.kind
         if kind != "none":
@@ -135,6 +144,12 @@ class Builder:
 
                 self.equations(blocks, g["activated"][k], display)
                 blocks += self.matrices(N("activated", flt.name), g["activated"][k])
+            caption = f"Activated feature maps ({ACTIVATION_NAMES[kind]})" + (
+                "; outlined, the cells max pooling picks (where a window's cells differ)."
+                if sc.pool.kind == "max"
+                else "."
+            )
+            blocks.append(Figure(f"{key}-activation", caption, self.activated_panels(step)))
             sections.append(Section(ACTIVATION_NAMES[kind], f"{key}-activation", blocks))
         if sc.pool.kind != "none":
             blocks = []
@@ -145,6 +160,13 @@ class Builder:
                     blocks.append(Text(f"Winning cells of {flt.name} (boxed):"))
                     blocks += self.matrices(N("activated", flt.name), g["activated"][k], winners[k])
                 blocks += self.matrices(N("pooled", flt.name), g["pooled"][k])
+            panels = [self.pictures.panel(f"m, filter {f.name}", g["pooled"][k]) for k, f in enumerate(sc.conv.filters)]
+            if kind == "none":  # no activation section shows the maps pooled: show them here
+                panels = [p for pair in zip(self.activated_panels(step), panels) for p in pair]
+            caption = f"{sc.pool.kind.capitalize()} pooling: the pooled maps" + (
+                " (outlined in the activated maps, the winning cells)." if winners else "."
+            )
+            blocks.append(Figure(f"{key}-pool", caption, tuple(panels)))
             sections.append(Section(f"{sc.pool.kind.capitalize()} pooling", f"{key}-pool", blocks))
         blocks = [Text("Flatten: filter by filter, row by row.")]
         blocks += self.matrices(N("feature", None), g["features"])
@@ -156,16 +178,28 @@ class Builder:
         sections.append(Section("Cross-entropy loss", f"{key}-loss", [self.eq(g["loss"].item())]))
         return sections
 
-    def winner_cells(self, step: StepDerivation) -> list[frozenset] | None:
+    def activated_panels(self, step: StepDerivation) -> tuple:
+        """Each filter's activated map as a picture, the max-pool winners outlined (except in windows whose
+        cells are all equal, where the first cell wins only by convention: a map of zeros stays plain)."""
+        winners = self.winner_cells(step, ties=False)
+        return tuple(
+            self.pictures.panel(f"a, filter {f.name}", step.groups["activated"][k], winners[k] if winners else ())
+            for k, f in enumerate(self.sc.conv.filters)
+        )
+
+    def winner_cells(self, step: StepDerivation, ties: bool = True) -> list[frozenset] | None:
+        """The cells max pooling picks, per filter; without ``ties``, none from windows of equal cells."""
         if self.sc.pool.kind != "max":
             return None
         (ph, pw), (sh, sw) = pool_window(self.sc.pool, step.groups["activated"].shape[1:])
+        values = step.groups["activated"].values
         out = []
         for k in range(step.winners.shape[0]):
             cells = set()
             for i, j in np.ndindex(*step.winners.shape[1:]):
-                t = step.winners[k, i, j]
-                cells.add(winner_cell(i, j, t, (ph, pw), (sh, sw)))
+                window = values[k, i * sh : i * sh + ph, j * sw : j * sw + pw].astype(float)
+                if ties or np.ptp(window) > 1e-12 * max(1.0, float(np.abs(window).max())):  # (50-digit noise is a tie)
+                    cells.add(winner_cell(i, j, step.winners[k, i, j], (ph, pw), (sh, sw)))
             out.append(frozenset(cells))
         return out
 
@@ -244,7 +278,7 @@ class Builder:
             rows.append(
                 (Cell(when), Cell(step.sample), Cell(step.label)) + cells + (Cell(g["loss"].numbers().item(), True),)
             )
-        return Section("Training summary", "summary", [Table(header, tuple(rows))], 1)
+        return Section("Training summary", "summary", [Table(header, tuple(rows)), self.pictures.training()], 1)
 
     def final(self) -> Section:
         blocks = []
@@ -286,9 +320,11 @@ class Builder:
         iterations = sorted({s.iteration for s in d.steps})
         shown = {"all": iterations, "first": iterations[:1], "last": iterations[-1:]}[self.settings.iterations]
         passes = len(iterations) > 1
+        bar = progress(sum(s.iteration in shown for s in d.steps) + 1, f"writing {sc.name}", unit="sample")
         for step in d.steps:
             if step.iteration not in shown:
                 continue
+            bar.update()
             key = (f"it{step.iteration}-" if passes else "") + self.sample_keys[step.sample]
             title = f"Pass {step.iteration}, {step.sample} (label {step.label})"
             sections.append(Section(title, key, [], 1))
@@ -302,6 +338,7 @@ class Builder:
                 sections.append(Section(f"Pass {u.iteration}: batch update", f"it{u.iteration}-batch", [], 1))
                 sections.append(self.update(u, f"it{u.iteration}-batch"))
         sections += [self.summary(), self.final()]
+        bar.close()
         audit = self.audit()
         if audit is not None:
             sections.append(audit)

@@ -198,7 +198,7 @@ def pandoc(path: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("scenario", [*BUILTINS, str(GOLDEN / "hostile.yaml")], ids=[*BUILTINS, "hostile"])
 def test_markdown_converts_with_pandoc(tmp_path, scenario):
     sc = symcnn.load(scenario)
-    (path,) = rendering.render_to_dir(sc, "markdown", tmp_path, detail="full")
+    path = rendering.render_to_dir(sc, "markdown", tmp_path, detail="full")[0]
     result = pandoc(path)
     assert result.returncode == 0, result.stderr
     html = result.stdout
@@ -213,7 +213,7 @@ def test_markdown_converts_with_pandoc(tmp_path, scenario):
 
 @needs["pandoc"]
 def test_hostile_markdown_maths_converts_without_warnings(tmp_path):
-    (path,) = rendering.render_to_dir(symcnn.load(GOLDEN / "hostile.yaml"), "markdown", tmp_path, detail="summary")
+    path = rendering.render_to_dir(symcnn.load(GOLDEN / "hostile.yaml"), "markdown", tmp_path, detail="summary")[0]
     result = pandoc(path)
     assert result.stderr == "", result.stderr[:2000]
 
@@ -327,3 +327,48 @@ def test_random_scenarios_fit_the_page(random_compiled, seed):
     assert result is not None and result.returncode == 0
     wide = overfull(log, tex, "h", MAX_OVERFULL_PT)
     assert wide == [], f"seed {seed}: Overfull \\hbox wider than {MAX_OVERFULL_PT}pt:\n" + "\n".join(wide)
+
+
+# ----------------------------------------------------------------------------- pictures (TikZ)
+
+
+def large_images() -> dict:
+    """16x16 images (heatmaps without numbers), a 14x14 feature map, 7x7 pooled maps (with numbers)."""
+    rng = np.random.default_rng(16)
+    return {
+        "name": "large",
+        "title": "Two 16x16 images",
+        "classes": ["three", "seven"],
+        "inputs": [
+            {
+                "name": f"digit{i}",
+                "label": ["three", "seven"][i],
+                "pixels": np.round(rng.uniform(0, 1, (16, 16)), 1).tolist(),
+            }
+            for i in range(2)
+        ],
+        "conv": {
+            "filters": [{"name": "edge", "weights": np.round(rng.uniform(-1, 1, (3, 3)), 1).tolist(), "bias": 0.1}]
+        },
+        "pool": {"kind": "max", "size": 2},
+        "dense": {"weights": np.round(rng.uniform(-0.1, 0.1, (2, 49)), 2).tolist(), "biases": [0, 0]},
+        "training": {"learning_rate": 0.1},
+    }
+
+
+def test_pictures_of_large_images_compile_and_fit(tmp_path):
+    """Every figure is TikZ in the article and on the slides; large ones still fit the page and the frame."""
+    rendering.render_to_dir(symcnn.load(large_images()), "latex", tmp_path)
+    rendering.render_to_dir(symcnn.load(large_images()), "beamer", tmp_path)
+    for stem in ("large", "large-slides"):
+        tex = tmp_path / f"{stem}.tex"
+        source = tex.read_text(encoding="utf-8")
+        assert source.count(r"\begin{tikzpicture}") >= 10
+        result = latexmk(tex)
+        log = tex.with_suffix(".log").read_text(encoding="utf-8", errors="replace")
+        assert result.returncode == 0 and errors(log) == [], errors(log)[:3]
+        wide = overfull(log, source, "h", MAX_OVERFULL_PT)
+        assert wide == [], f"{stem}: Overfull \\hbox:\n" + "\n".join(wide)
+        if stem.endswith("slides"):
+            assert overfull(log, source, "v") == [], "a frame too full"
+            assert pages(tex.with_suffix(".pdf")) == source.count(r"\begin{frame}")

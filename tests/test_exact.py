@@ -84,7 +84,9 @@ def test_check_thorough_on_the_command_line(capsys):
 def test_render_writes_several_formats_from_one_check(capsys, tmp_path):
     assert main(["render", "zebra-cat", "--format", "markdown,latex", "--out", str(tmp_path)]) == 0
     written = capsys.readouterr().out.split()
-    assert sorted(p.rsplit("/", 1)[1] for p in written) == ["zebra-cat.md", "zebra-cat.tex"]
+    documents = [p for p in written if not p.endswith(".svg")]  # the Markdown's pictures are SVG files
+    assert sorted(p.rsplit("/", 1)[1] for p in documents) == ["zebra-cat.md", "zebra-cat.tex"]
+    assert {p.rsplit("/", 2)[1] for p in written if p.endswith(".svg")} == {"zebra-cat-figures"}
     with pytest.raises(SystemExit) as info:
         main(["render", "zebra-cat", "--format", "markdown,docx", "--out", str(tmp_path / "x")])
     assert info.value.code == 2

@@ -17,7 +17,7 @@ from symcnn.rendering import render_to_dir
 
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
 BUILTINS = ("four-images", "mnist-like", "zebra-cat")
-TEXT_FORMATS = ("markdown", "latex", "beamer", "snippets")
+TEXT_FORMATS = ("markdown", "latex", "beamer", "snippets", "html")  # the Markdown with its SVG pictures
 REGENERATE = "output/ is stale: run `python -m symcnn examples --out output` (or `symcnn examples --out output`)"
 
 
@@ -29,7 +29,7 @@ def normalise(text: str) -> str:
 
 def text_files(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
-            if p.is_file() and p.suffix in (".md", ".tex")}
+            if p.is_file() and p.suffix in (".md", ".tex", ".html", ".svg")}
 
 
 @pytest.mark.parametrize("name", BUILTINS)

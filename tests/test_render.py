@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE_GOLDEN = os.environ.get("SYMCNN_UPDATE_GOLDEN") == "1"
 BUILTINS = ("four-images", "zebra-cat")
-TEXT_FORMATS = ("markdown", "latex", "beamer", "snippets")
+TEXT_FORMATS = ("markdown", "latex", "beamer", "snippets")  # with golden files
+PAGE_FORMATS = (*TEXT_FORMATS, "html")
 DETAILS = ("full", "summary")
 CHECKED = {"four-images": 1296, "zebra-cat": 190}  # values compared by `symcnn check`
 HAS_TEX = shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
@@ -56,9 +57,11 @@ def files_under(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
 
 
-def expected_files(name: str, fmt: str, snippet_files: set[str] = frozenset()) -> set[str]:
-    if fmt == "markdown":
-        return {f"{name}.md"}
+def expected_files(name: str, fmt: str, snippet_files: set[str] = frozenset(), svgs: set[str] = frozenset()) -> set:
+    if fmt == "markdown":  # and its pictures, one SVG file per panel
+        return {f"{name}.md"} | ({f"{name}-figures"} | {f"{name}-figures/{f}" for f in svgs} if svgs else set())
+    if fmt == "html":
+        return {f"{name}.html"}
     if fmt == "latex":
         return {f"{name}.tex"}
     if fmt == "beamer":
@@ -236,14 +239,16 @@ def check_markdown_numbers(markdown: str, values: dict, scenario: dict, precisio
 
 
 @pytest.mark.parametrize("detail", DETAILS)
-@pytest.mark.parametrize("fmt", TEXT_FORMATS)
+@pytest.mark.parametrize("fmt", PAGE_FORMATS)
 @pytest.mark.parametrize("name", BUILTINS)
 def test_every_format_renders(capsys, tmp_path, name, fmt, detail):
     code, out, err = cli(capsys, "render", name, "--format", fmt, "--out", str(tmp_path), "--detail", detail)
     assert code == 0, err
     assert err == ""
     snippets = {p.name for p in (tmp_path / "snippets").glob("*")} if fmt == "snippets" else set()
-    assert files_under(tmp_path) == expected_files(name, fmt, snippets)  # nothing else, no temp folders
+    svgs = {p.name for p in (tmp_path / f"{name}-figures").glob("*.svg")}
+    assert (len(svgs) > 10) == (fmt == "markdown")
+    assert files_under(tmp_path) == expected_files(name, fmt, snippets, svgs)  # nothing else, no temp folders
     printed = {Path(line).relative_to(tmp_path).as_posix() for line in out.splitlines()}
     assert printed == {f for f in files_under(tmp_path) if (tmp_path / f).is_file()}
     for f in printed:
@@ -266,7 +271,7 @@ def test_every_format_renders(capsys, tmp_path, name, fmt, detail):
 def test_render_through_a_real_process(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     out = tmp_path / "deep" / "out"  # --out is created with its parents
-    for fmt, produced in (("markdown", "zebra-cat.md"), ("beamer", "zebra-cat-slides.tex")):
+    for fmt, produced in (("html", "zebra-cat.html"), ("beamer", "zebra-cat-slides.tex")):
         result = subprocess.run(
             [sys.executable, "-m", "symcnn", "render", "zebra-cat", "--format", fmt, "--out", str(out)],
             capture_output=True, encoding="utf-8", cwd=tmp_path, env=env, timeout=300,
@@ -274,7 +279,7 @@ def test_render_through_a_real_process(tmp_path):
         assert result.returncode == 0, result.stderr
         assert result.stderr == ""
         assert result.stdout.strip() == str(out / produced)
-    assert files_under(out) == {"zebra-cat.md", "zebra-cat-slides.tex"}
+    assert files_under(out) == {"zebra-cat.html", "zebra-cat-slides.tex"}
 
 
 def test_detail_summary_expands_one_cell_per_matrix(capsys, tmp_path):
@@ -416,6 +421,8 @@ def test_golden(tmp_path, fmt):
     owned = {f for f in expected_files("small", fmt, {"*"}) if f != "snippets"}
 
     def ours(f: str) -> bool:  # the golden files of this format
+        if fmt == "markdown" and f.startswith("small-figures/"):
+            return True
         return f.startswith("snippets/") if fmt == "snippets" else f in owned
 
     if UPDATE_GOLDEN:
@@ -505,7 +512,7 @@ def hostile_outputs(tmp_path_factory) -> dict[str, dict[str, str]]:
     out = {}
     for kind, scenario in (("hostile", data), ("tame", tame(data))):
         folder = base / kind
-        for fmt in TEXT_FORMATS:
+        for fmt in PAGE_FORMATS:
             rendering.render_to_dir(symcnn.load(scenario), fmt, folder, detail="full")
         out[kind] = {f: (folder / f).read_text(encoding="utf-8") for f in files_under(folder) if (folder / f).is_file()}
     return out
@@ -608,7 +615,7 @@ def _bad_shape(tmp: Path) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("fmt", [*TEXT_FORMATS, "pdf"])
+@pytest.mark.parametrize("fmt", [*PAGE_FORMATS, "pdf"])
 @pytest.mark.parametrize("make, where", [
     (_bad_label, "inputs[1].label"), (_bad_shape, "inputs[1].pixels"), (lambda tmp: str(tmp / "missing.yaml"), ""),
 ])

@@ -49,7 +49,9 @@ def test_python_api_renders(tmp_path):
     import symcnn
 
     written = symcnn.render("zebra-cat", "markdown", tmp_path, detail="full", iterations="last")
-    assert [p.name for p in written] == ["zebra-cat.md"]
+    assert written[0].name == "zebra-cat.md"
+    pictures = written[1:]
+    assert {p.parent.name for p in pictures} == {"zebra-cat-figures"} and all(p.suffix == ".svg" for p in pictures)
     text = written[0].read_text(encoding="utf-8")
     assert "## Pass 2, zebra" in text and "## Pass 1," not in text
 
@@ -60,8 +62,8 @@ def test_summary_elides_long_sums_and_full_shows_every_term(tmp_path):
     import symcnn
 
     data = big_scenario()
-    (summary,) = symcnn.render(data, "markdown", tmp_path / "s")
-    (full,) = symcnn.render(data, "markdown", tmp_path / "f", detail="full", force=True)
+    summary = symcnn.render(data, "markdown", tmp_path / "s")[0]
+    full = symcnn.render(data, "markdown", tmp_path / "f", detail="full", force=True)[0]
     logit = r"o_{\text{a}} = "
     short = next(line for line in summary.read_text(encoding="utf-8").splitlines() if line.startswith(logit))
     long = next(line for line in full.read_text(encoding="utf-8").splitlines() if line.startswith(logit))
@@ -88,8 +90,8 @@ def test_summary_elides_large_matrices_and_full_shows_every_entry(tmp_path):
     import symcnn
 
     data = big_scenario()
-    (summary,) = symcnn.render(data, "markdown", tmp_path / "s")
-    (full,) = symcnn.render(data, "markdown", tmp_path / "f", detail="full")
+    summary = symcnn.render(data, "markdown", tmp_path / "s")[0]
+    full = symcnn.render(data, "markdown", tmp_path / "f", detail="full")[0]
     summary, full = summary.read_text(encoding="utf-8"), full.read_text(encoding="utf-8")
     assert "12×12, the middle elided" in summary and r"\ddots" in summary and r"\cdots" in summary
     assert "the middle elided" not in full and r"\ddots" not in full

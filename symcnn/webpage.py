@@ -1,0 +1,93 @@
+"""The worked solution as one self-contained HTML page: inline CSS, inline SVG, maths as MathML.
+
+Jinja autoescape is on, so every piece of user text is escaped; MathML and SVG come in as markup
+only from our printer (``mathml.py``) and our SVG template (``drawing.py``), which escape text themselves.
+"""
+
+from __future__ import annotations
+
+from markupsafe import Markup
+
+from . import drawing
+from .document import Document, Matrix, Section
+from .latex import format_number
+from .mathml import SymcnnMathMLPrinter
+
+
+def chapters(sections) -> list[tuple[Section, list[Section]]]:
+    """Each level-1 section with the level-2 sections that follow it (one collapsible part each)."""
+    out: list[tuple[Section, list[Section]]] = []
+    for section in sections:
+        if section.level == 1 or not out:
+            out.append((section, []))
+        else:
+            out[-1][1].append(section)
+    return out
+
+
+def matrix_mathml(m: Matrix, printer: SymcnnMathMLPrinter) -> str:
+    """name = [cells], elided cells as dots, marked cells (max-pool winners) with class ``win``."""
+    gap_rows = {i for i, row in enumerate(m.values) if all(v is None for v in row)}
+    gap_cols = {j for j in range(m.values.shape[1]) if all(v is None for v in m.values[:, j])}
+    rows = []
+    for i, row in enumerate(m.values):
+        cells = []
+        for j, value in enumerate(row):
+            if value is None:
+                dots = (
+                    "\N{DOWN RIGHT DIAGONAL ELLIPSIS}"
+                    if i in gap_rows and j in gap_cols
+                    else ("\N{VERTICAL ELLIPSIS}" if i in gap_rows else "\N{MIDLINE HORIZONTAL ELLIPSIS}")
+                )
+                cell = printer.el("mtd", printer.mo(dots))
+            else:
+                cell = printer.el("mtd", printer._print(value))
+                if (i, j) in m.marks:
+                    cell.setAttribute("class", "win")
+            cells.append(cell)
+        rows.append(printer.el("mtr", *cells))
+    table = printer.row(printer.mo("["), printer.el("mtable", *rows), printer.mo("]"))
+    node = printer.row(printer._print(m.name), printer.mo("="), table)
+    return node.toxml().encode("ascii", "xmlcharrefreplace").decode()
+
+
+def environment(doc: Document):
+    import jinja2
+
+    from .rendering import template_dir
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(template_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=True,
+        keep_trailing_newline=True,
+    )
+    settings = {
+        "notation": doc.notation,
+        "precision": doc.settings.precision,
+        "fractions": doc.settings.fractions,
+        "show_sample": doc.show_sample,
+    }
+    printer = SymcnnMathMLPrinter(settings)
+    fixed = SymcnnMathMLPrinter({**settings, "scientific": False})
+    env.filters.update(
+        mml=lambda expr: Markup(printer.doprint(expr)),
+        rel=lambda value: "=" if format_number(value, doc.settings.precision, doc.settings.fractions)[1] else "≈",
+        matrix=lambda m: Markup(matrix_mathml(m, fixed)),
+        cell=lambda value: Markup(fixed.doprint(value)),
+        svg=lambda panel: Markup(drawing.svg(panel)),
+    )
+    env.globals["chapters"] = chapters
+    return env
+
+
+def page(doc: Document) -> str:
+    """The whole page: <!DOCTYPE html> with inline style and content."""
+    return environment(doc).get_template("html/page.html.j2").render(doc=doc)
+
+
+def fragment(doc: Document) -> str:
+    """The content with its (scoped) style, for a Jupyter cell."""
+    return environment(doc).get_template("html/fragment.html.j2").render(doc=doc)
