@@ -98,7 +98,7 @@ def _build_variant(job: Job) -> Built:
         written += write_pdfs(docs, folder)
     else:
         for doc in docs:
-            written += [p.name for p in write_formats(doc, [SHEET_FORMATS[job.fmt]], folder)]
+            written += [p.relative_to(folder).as_posix() for p in write_formats(doc, [SHEET_FORMATS[job.fmt]], folder)]
     answers = tuple(quantity_at(report.derivation, q.path).value for q in questions)
     return Built(
         job.index,
@@ -233,7 +233,7 @@ def write_exercises(
             compile_pdf([staging / "class.tex"], staging)  # its aux files stay behind in the staging folder
             files += ["class.tex", "class.pdf"]
         else:
-            files += [p.name for p in write_formats(table, [SHEET_FORMATS[fmt]], staging)]
+            files += [p.relative_to(staging).as_posix() for p in write_formats(table, [SHEET_FORMATS[fmt]], staging)]
         for file in files:
             (out / file).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / file, out / file)

@@ -21,6 +21,7 @@ from .verify import Report, check
 from .worked import Builder, build_document, unique_slugs
 
 ANSWER_BOX = r"\boxed{\rule{0pt}{2.8ex}\hspace{3.5cm}}"
+ANSWER_BOX_MATHML = {"width": "8em", "height": "1.2em", "depth": "0.4em", "style": "border: 1px solid"}
 # question kind -> (section key suffix, matrix notation kind or None)
 SECTION_OF = {
     "conv": ("conv-{filter}", "conv"),
@@ -35,10 +36,16 @@ SECTION_OF = {
 
 
 class AnswerBox(sympy.Atom):
-    """An empty box to write an answer in; printed by any symcnn LaTeX printer."""
+    """An empty box to write an answer in; printed by symcnn's LaTeX and MathML printers."""
 
     def _symcnn_latex(self, printer) -> str:
         return ANSWER_BOX
+
+    def _symcnn_mathml(self, printer):
+        box = printer.el("mspace")  # MathML Core has no menclose: the border is CSS, which browsers draw
+        for name, value in ANSWER_BOX_MATHML.items():
+            box.setAttribute(name, value)
+        return box
 
 
 def checked_report(sc: Scenario) -> Report:

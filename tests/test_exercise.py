@@ -52,10 +52,15 @@ def batch(tmp_path_factory) -> Path:
 
 
 def test_a_batch_has_a_folder_per_variant_and_a_key(batch):
-    names = sorted(files(batch))
+    names = sorted(name for name in files(batch) if "-figures/" not in name)  # the sheets' SVG pictures
     assert names == ["key.json", "key.md"] + [
         f"variant-0{k}/{f}" for k in (1, 2, 3) for f in ("scenario.yaml", "solution.md", "student.md")
     ]
+    for k in (1, 2, 3):  # each picture a sheet shows is there
+        for sheet in ("student", "solution"):
+            text = (batch / f"variant-0{k}/{sheet}.md").read_text()
+            for picture in re.findall(rf"\]\(({sheet}-figures/[^)]+\.svg)\)", text):
+                assert (batch / f"variant-0{k}" / picture).is_file(), picture
     key = json.loads((batch / "key.json").read_text())
     assert (key["scenario"], key["seed"], key["count"], key["difficulty"]) == ("four-images", 11, 3, "easy")
     assert sorted(key["variants"]) == ["1", "2", "3"]
