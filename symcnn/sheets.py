@@ -84,8 +84,10 @@ def student_document(report: Report, variant: Variant, questions: list[Question]
     for number, q in enumerate(questions, start=1):
         blocks.append(Text(f"{number}. {q.text}"))
         blocks.append(Formula(quantity_at(report.derivation, q.path).symbol, AnswerBox()))
-    # every number a question needs is on the sheet: the setup's matrices are never elided
+    # every number a question needs is on the sheet: the setup's matrices are never elided; its pictures
+    # (which repeat the matrices) stay in the solution, so a sheet prints on two pages
     setup = Builder(report, dataclasses.replace(settings, detail="full")).setup()
+    setup.blocks = [b for b in setup.blocks if b.kind != "figure"]
     sections = (setup, Section("Questions", "questions", blocks, 1))
     return Document(
         "student",
