@@ -285,7 +285,7 @@ class Rules:
         cells = sympy.symbols(f"a0:{ph * pw}", real=True)
         mean = Add(*cells) / len(cells)
         self.pool_mean = compile_rule(cells, mean)
-        self.dmean = [compile_rule(cells, sympy.diff(mean, cell)) for cell in cells]  # 1/n for each cell
+        self.dmean = compile_rule(cells, [sympy.diff(mean, cell) for cell in cells])  # 1/n for each cell
         dense_term = W * f
         self.dense_term = compile_rule([W, f], dense_term)
         self.ddense_dW = compile_rule([f], sympy.diff(dense_term, W))  # f
@@ -293,20 +293,20 @@ class Rules:
         o = Notation()
         logits = tuple(o("logit", c) for c in sc.classes)
         denominator = Add(*[exp(oj) for oj in logits])
-        self.probs = [compile_rule(logits, exp(oc) / denominator) for oc in logits]
+        self.probs = compile_rule(logits, [exp(oc) / denominator for oc in logits])  # one function, all classes
         p = sympy.Symbol("p", positive=True)
         self.loss = compile_rule([p], -log(p))
         self.logit_symbols = logits
         self.classes = sc.classes
-        self._grad_logits: dict[int, list] = {}
+        self._grad_logits: dict = {}
         step = theta - eta * s * g
         self.sgd = compile_rule([theta, eta, s, g], step)
 
-    def grad_logits(self, y: int) -> list:
-        """dL/do_c for label y: SymPy's simplified derivative, compiled (once per label)."""
+    def grad_logits(self, y: int):
+        """dL/do_c of every class c for label y: SymPy's simplified derivatives, compiled once per label."""
         if y not in self._grad_logits:
             soft = softmax_derivation(self.classes, y)
-            self._grad_logits[y] = [compile_rule(self.logit_symbols, d) for d in soft.simplified]
+            self._grad_logits[y] = compile_rule(self.logit_symbols, list(soft.simplified))
         return self._grad_logits[y]
 
 
@@ -542,7 +542,7 @@ class Deriver:
         f = m.reshape(-1)
         W, B = params["dense_weights"], params["dense_biases"]
         o = B + R.dense_term(W, alike(f, W)[None, :]).sum(axis=1)
-        probs = np.array([rule(*o) for rule in R.probs], object)
+        probs = np.array(R.probs(*o), object)
         loss = np.array(R.loss(probs[y]), object)
         return dict(
             conv=z, activated=a, pooled=m, features=f, logits=o, probs=probs, loss=loss, winners=winners, taps=taps
@@ -597,7 +597,7 @@ class Deriver:
     def backward_values(self, v: dict, params: dict, y: int) -> dict:
         R, sc = self.rules, self.sc
         o = v["logits"]
-        go = np.array([rule(*o) for rule in R.grad_logits(y)], object)
+        go = np.array(R.grad_logits(y)(*o), object)
         f, W = v["features"], params["dense_weights"]
         gW = go[:, None] * alike(R.ddense_dW(f), go)[None, :]
         gB = go.copy()
@@ -614,7 +614,7 @@ class Deriver:
         else:
             anywhere = [Fraction(0)] * (ph * pw)  # the mean's derivatives are constants
             for t, (u, w_) in enumerate(np.ndindex(ph, pw)):
-                share = R.dmean[t](*anywhere) if sc.pool.kind == "avg" else 1
+                share = R.dmean(*anywhere)[t] if sc.pool.kind == "avg" else 1
                 rows = slice(u, u + sh * (Ho - 1) + 1, sh)
                 cols = slice(w_, w_ + sw * (Wo - 1) + 1, sw)
                 ga[:, rows, cols] = ga[:, rows, cols] + gm * share

@@ -62,10 +62,11 @@ PICTURE_FILTERS = {
 
 @cache
 def svg_environment() -> jinja2.Environment:
-    from .rendering import template_dir
+    from .rendering import template_cache, template_dir
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
+        bytecode_cache=template_cache(),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

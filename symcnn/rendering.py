@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -47,10 +48,28 @@ def template_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "templates"  # a source checkout
 
 
+@cache
+def template_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs (as Python keeps __pycache__), in the user's cache folder;
+    Jinja checks each against its template's source. None where that folder cannot be written."""
+    from . import __version__
+
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = root / "symcnn" / __version__ / "templates"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
 def environment(family: str, doc: Document) -> jinja2.Environment:
     options = LATEX_DELIMITERS if family == "latex" else {}
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
+        bytecode_cache=template_cache(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -80,6 +99,10 @@ def environment(family: str, doc: Document) -> jinja2.Environment:
     )
     env.filters.update(drawing.PICTURE_FILTERS)
     env.globals["frames"] = lambda blocks: frames(blocks, env.filters["math"])
+    if family == "latex":  # a figure's TikZ, drawn once for the article, the slides and the snippets
+        env.filters["tikz"] = remembered(
+            lambda f: str(env.get_template("latex/figure.tex.j2").module.figure(f)), key=id
+        )
     env.globals["slide_scale"] = SLIDE_SCALE
     files = drawing.panel_files(doc) if family == "markdown" else {}
     env.globals["figure_file"] = lambda key, i: files[key, i]

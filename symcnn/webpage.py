@@ -54,10 +54,11 @@ def matrix_mathml(m: Matrix, printer: SymcnnMathMLPrinter) -> str:
 def environment(doc: Document):
     import jinja2
 
-    from .rendering import template_dir
+    from .rendering import template_cache, template_dir
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
+        bytecode_cache=template_cache(),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
