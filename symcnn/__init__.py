@@ -13,11 +13,14 @@ SymPy is imported only by derive/check, so `load` and `run` stay fast.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import RenderError, ScenarioError, SymcnnError, UsageError, VerificationError
-from .numeric import Trace
-from .numeric import run as _run
-from .scenario import Scenario
-from .sources import builtin_names, load
+
+if TYPE_CHECKING:
+    from .numeric import Trace
+    from .scenario import Scenario
+    from .sources import builtin_names, load
 
 __all__ = [
     "RenderError",
@@ -37,10 +40,26 @@ __all__ = [
     "run",
 ]
 __version__ = "0.1.0"
+LAZY = {"Trace": "numeric", "Scenario": "scenario", "load": "sources", "builtin_names": "sources"}
+
+
+def __getattr__(name: str):
+    """Trace, Scenario, load and builtin_names bring NumPy in: imported when first used, so that the
+    command line can set itself up before NumPy starts."""
+    if name not in LAZY:
+        raise AttributeError(f"module 'symcnn' has no attribute '{name}'")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 def run(scenario) -> Trace:
     """Every number of the run, computed with NumPy (accepts what `load` accepts)."""
+    from .numeric import run as _run
+    from .sources import load
+
     return _run(load(scenario))
 
 
@@ -49,6 +68,7 @@ def derive(scenario):
     (symbol, general form, numbers substituted, value) when asked for, e.g.
     ``derive(sc).steps[0].groups["conv"][0, 1, 1]``."""
     from .derivation import derive as _derive
+    from .sources import load
 
     return _derive(load(scenario))
 
@@ -56,6 +76,7 @@ def derive(scenario):
 def check(scenario, thorough: bool = False):
     """Compare the symbolic and numeric values and audit the claims; returns a Report. ``thorough``
     also builds every cell's own SymPy expression and confirms it gives the layer rule's value."""
+    from .sources import load
     from .verify import check as _check
 
     return _check(load(scenario), thorough=thorough)
@@ -67,6 +88,7 @@ def render(scenario, fmt: str, out, **options):
     Options: detail ("summary" or "full"), precision, iterations ("all", "first", "last"), fractions.
     Returns the paths written."""
     from .rendering import render_to_dir
+    from .sources import load
 
     return render_to_dir(load(scenario), fmt, out, **options)
 

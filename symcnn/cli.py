@@ -217,6 +217,9 @@ def run() -> None:
     """The `symcnn` command: main(), then exit without tearing the interpreter down. Freeing every
     SymPy object one by one at exit costs a tenth of a second of a one-second run; the operating system
     reclaims the memory at once. Files are closed and output is flushed before."""
+    # NumPy's OpenBLAS would start a thread per core at import, for nothing: symcnn's arrays are small
+    # or hold Python numbers (a user's own setting wins)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     code = main()
     try:
         sys.stdout.flush()
