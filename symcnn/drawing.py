@@ -62,17 +62,9 @@ PICTURE_FILTERS = {
 
 @cache
 def svg_environment() -> jinja2.Environment:
-    from .rendering import template_cache, template_dir
+    from .rendering import jinja_environment
 
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        bytecode_cache=template_cache(),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=True,
-        keep_trailing_newline=True,
-    )
+    env = jinja_environment(autoescape=True)
     env.filters.update(PICTURE_FILTERS)
     return env
 

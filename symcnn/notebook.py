@@ -59,15 +59,9 @@ def solution_latex(derivation) -> str:
 
 
 def _report_env() -> jinja2.Environment:
-    from .rendering import template_dir
+    from .rendering import jinja_environment
 
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=jinja2.select_autoescape(["html.j2"]),
-    )
+    return jinja_environment(autoescape=jinja2.select_autoescape(["html.j2"]))
 
 
 def report(report, fmt: str) -> str:

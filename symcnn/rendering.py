@@ -65,25 +65,34 @@ def template_cache() -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(str(folder))
 
 
-def environment(family: str, doc: Document) -> jinja2.Environment:
-    options = LATEX_DELIMITERS if family == "latex" else {}
-    env = jinja2.Environment(
+def jinja_environment(autoescape=False, **options) -> jinja2.Environment:
+    """The one way our templates are loaded: the packaged folder, strict about undefined names, compiled
+    templates cached. ``autoescape`` for HTML and SVG; LaTeX passes its own delimiters in ``options``."""
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
         bytecode_cache=template_cache(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,
+        autoescape=autoescape,
         **options,
     )
-    settings = {
+
+
+def printer_settings(doc: Document) -> dict:
+    """What every printer of a document needs to know (its symbols, rounding, fractions, sample tags)."""
+    return {
         "notation": doc.notation,
         "precision": doc.settings.precision,
         "fractions": doc.settings.fractions,
         "show_sample": doc.show_sample,
-        "text_escape": escape.latex if family == "latex" else escape.math_text,
     }
+
+
+def environment(family: str, doc: Document) -> jinja2.Environment:
+    env = jinja_environment(**(LATEX_DELIMITERS if family == "latex" else {}))
+    settings = {**printer_settings(doc), "text_escape": escape.latex if family == "latex" else escape.math_text}
     printer = SymcnnLatexPrinter(settings)
     fixed = SymcnnLatexPrinter({**settings, "scientific": False})  # matrix cells stay narrow: 0.000
     env.filters.update(

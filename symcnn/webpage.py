@@ -52,25 +52,11 @@ def matrix_mathml(m: Matrix, printer: SymcnnMathMLPrinter) -> str:
 
 
 def environment(doc: Document):
-    import jinja2
 
-    from .rendering import template_cache, template_dir
+    from .rendering import jinja_environment, printer_settings
 
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        bytecode_cache=template_cache(),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=True,
-        keep_trailing_newline=True,
-    )
-    settings = {
-        "notation": doc.notation,
-        "precision": doc.settings.precision,
-        "fractions": doc.settings.fractions,
-        "show_sample": doc.show_sample,
-    }
+    env = jinja_environment(autoescape=True)
+    settings = printer_settings(doc)
     printer = SymcnnMathMLPrinter(settings)
     fixed = SymcnnMathMLPrinter({**settings, "scientific": False})
     env.filters.update(
