@@ -40,6 +40,7 @@ __all__ = [
     "run",
 ]
 __version__ = "0.1.0"
+FORMATS = ("markdown", "latex", "beamer", "snippets", "html", "pdf")  # what `symcnn render` writes
 LAZY = {"Trace": "numeric", "Scenario": "scenario", "load": "sources", "builtin_names": "sources"}
 
 

@@ -31,11 +31,7 @@ class Quantity:
     @cached_property
     def substituted(self) -> sympy.Expr:
         """The general form with this step's numbers in the places of the symbols."""
-        return substitute(self.general, self.sympy_env)
-
-    @property
-    def sympy_env(self) -> dict:
-        return {symbol: to_sympy(value) for symbol, value in self.env.items()}
+        return substitute(self.general, {symbol: to_sympy(value) for symbol, value in self.env.items()})
 
 
 def exact(number: float) -> sympy.Rational:

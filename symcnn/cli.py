@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from . import __version__
+from . import FORMATS, __version__
 from .errors import SymcnnError
 
 SCENARIO_HELP = "a .yaml/.yml/.json scenario file, or the name of a built-in scenario (see `symcnn list`)"
@@ -96,15 +96,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
-FORMAT_CHOICES = ("markdown", "latex", "beamer", "snippets", "html", "pdf")  # rendering.FORMATS, without importing it
-
-
 def formats(text: str) -> list[str]:
     """``markdown,latex`` -> ["markdown", "latex"]; an unknown name is a usage error."""
     names = [name.strip() for name in text.split(",")]
     for name in names:
-        if name not in FORMAT_CHOICES:
-            raise argparse.ArgumentTypeError(f"invalid choice: '{name}' (choose from {', '.join(FORMAT_CHOICES)})")
+        if name not in FORMATS:
+            raise argparse.ArgumentTypeError(f"invalid choice: '{name}' (choose from {', '.join(FORMATS)})")
     return list(dict.fromkeys(names))
 
 
@@ -144,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         type=formats,
         metavar="F[,F...]",
-        help=f"output format: {', '.join(FORMAT_CHOICES)}; several, comma-separated, share one check",
+        help=f"output format: {', '.join(FORMATS)}; several, comma-separated, share one check",
     )
     p.add_argument("--out", "-o", required=True, help="output folder (created if missing)")
     p.add_argument("--detail", choices=("full", "summary"), default=None, help="expand every cell, or one per matrix")

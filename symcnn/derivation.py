@@ -139,11 +139,7 @@ def snap(z: np.ndarray, size: np.ndarray) -> np.ndarray:
 
 def exactify(values: np.ndarray) -> np.ndarray:
     """50-digit zeros (a product with an exact 0) become the exact 0 they are, as in SymPy (0.1 - 0.1*0 = 1/10)."""
-    out = np.asarray(values, dtype=object)
-    if out.ndim == 0:
-        value = out.item()
-        return np.array(Fraction(0) if not isinstance(value, (Fraction, int)) and not value else value, object)
-    out = out.copy()
+    out = np.array(values, dtype=object)  # a copy; 0-d (the loss) too
     for index, value in np.ndenumerate(out):
         if not isinstance(value, (Fraction, int)) and not value:
             out[index] = Fraction(0)
@@ -829,16 +825,11 @@ class Deriver:
         learns = key in ("dense_weights", "dense_biases") or self.sc.training.update_filters
         if not learns:
             return lhs, symbol
-        grad = GRADIENT_OF[key]
-        grads = plus(*[self.gradient_symbol(grad, index, step.sample) for step in record.steps])
+        info = self.N.info[symbol]  # dL/d(this parameter) of each step the update applies
+        grads = plus(*[self.N.grad(info.kind, info.owner, *info.index, sample=step.sample) for step in record.steps])
         eta = self.N("learning_rate")
         scale = Rational(record.scale.numerator, record.scale.denominator)
         return lhs, minus(symbol, times(eta, scale, grads) if scale != 1 else times(eta, grads))
-
-    def gradient_symbol(self, key: str, index: tuple, tag: str):
-        plain = {"grad_filters": "filters", "grad_filter_biases": "filter_biases"}.get(key, key[5:])
-        info = self.N.info[self.symbol_of(plain, index)]
-        return self.N.grad(info.kind, info.owner, *info.index, sample=tag)
 
     # records -----------------------------------------------------------------------------
     def step(self, path, sample, iteration, params: dict, backward: bool) -> StepDerivation:

@@ -70,6 +70,13 @@ class Matrix:
     kind: str = "matrix"
     shape: tuple[int, int] | None = None  # the full size, when the matrix is elided
 
+    def dots(self, i: int, j: int) -> str:
+        """The ellipsis an elided cell shows: "diagonal" where a gap row meets a gap column, "vertical"
+        along a gap row, "horizontal" along a gap column."""
+        gap_row = all(v is None for v in self.values[i])
+        gap_col = all(v is None for v in self.values[:, j])
+        return "diagonal" if gap_row and gap_col else "vertical" if gap_row else "horizontal"
+
 
 @dataclass(frozen=True)
 class Cell:

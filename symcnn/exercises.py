@@ -27,7 +27,7 @@ import yaml
 from .errors import RenderError, UsageError
 from .progress import progress, quiet
 from .questions import choose_questions, key_entry
-from .rendering import FORMATS, LATEX_DELIMITERS, compile_pdf, have_tex, render_text, template_dir, write_formats
+from .rendering import LATEX_DELIMITERS, compile_pdf, have_tex, render_text, template_dir, write_formats
 from .scenario import Scenario
 from .sheets import checked_report, key_document, quantity_at, settings_for, solution_document, student_document
 from .sources import load
@@ -171,8 +171,6 @@ def check_request(seed, count, difficulty: str, fmt: str, jobs) -> tuple[int, in
         raise UsageError(f"--difficulty: unknown '{difficulty}'; expected one of {', '.join(DIFFICULTIES)}")
     if fmt not in SHEET_FORMATS:
         raise UsageError(f"--format: unknown '{fmt}'; expected one of {', '.join(SHEET_FORMATS)}")
-    if SHEET_FORMATS[fmt] not in FORMATS:
-        raise UsageError(f"--format {fmt}: this symcnn has no {fmt} renderer yet; use markdown or pdf")
     if fmt == "pdf" and not have_tex():
         raise RenderError("--format pdf: latexmk and pdflatex are needed (or use --format markdown)")
     return seed, count, min(workers, count)

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import jinja2
 
-from . import drawing, escape
+from . import FORMATS, drawing, escape
 from .document import Document, Matrix, Settings
 from .errors import RenderError, UsageError, VerificationError
 from .latex import SymcnnLatexPrinter, format_number
 from .scenario import Scenario
 
-FORMATS = ("markdown", "latex", "beamer", "snippets", "html", "pdf")
 LATEX_DELIMITERS = dict(
     block_start_string=r"\BLOCK{",
     block_end_string="}",
@@ -131,17 +130,16 @@ def remembered(function, key=lambda value: value):
     return once
 
 
+TEX_DOTS = {"diagonal": r"\ddots", "vertical": r"\vdots", "horizontal": r"\cdots"}
+
+
 def matrix_tex(m: Matrix, printer: SymcnnLatexPrinter) -> str:
-    gap_rows = {i for i, row in enumerate(m.values) if all(v is None for v in row)}
-    gap_cols = {j for j in range(m.values.shape[1]) if all(v is None for v in m.values[:, j])}
     rows = []
     for i, row in enumerate(m.values):
         cells = []
         for j, value in enumerate(row):
             if value is None:  # elided: dots along the gap
-                cells.append(
-                    r"\ddots" if i in gap_rows and j in gap_cols else r"\vdots" if i in gap_rows else r"\cdots"
-                )
+                cells.append(TEX_DOTS[m.dots(i, j)])
                 continue
             tex = printer.doprint(value)
             cells.append(rf"\boxed{{{tex}}}" if (i, j) in m.marks else tex)
@@ -353,11 +351,18 @@ def document_for(
     return build_document(report, settings)
 
 
+def format_list(fmt) -> list[str]:
+    """A format, a list of them or "markdown,latex" as a list; RenderError names an unknown one."""
+    formats = fmt.split(",") if isinstance(fmt, str) else list(fmt)
+    for name in formats:
+        if name not in FORMATS:
+            raise RenderError(f"unknown format '{name}'; expected one of {', '.join(FORMATS)}")
+    return formats
+
+
 def write_formats(doc: Document, formats, out: str | Path) -> list[Path]:
     """Render ``formats`` into a temporary folder inside ``out``, then move the finished files in."""
-    for fmt in formats:
-        if fmt not in FORMATS:
-            raise RenderError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
+    formats = format_list(formats)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:
@@ -402,10 +407,7 @@ def render_to_dir(
     """Check, build the document and write ``fmt`` (a format, or several: a list or "markdown,latex")
     into ``out``; returns the files written. Options left as None take the scenario's ``display``
     hints (else summary, 3 decimals, decimals)."""
-    formats = fmt.split(",") if isinstance(fmt, str) else list(fmt)
-    for name in formats:
-        if name not in FORMATS:
-            raise RenderError(f"unknown format '{name}'; expected one of {', '.join(FORMATS)}")
+    formats = format_list(fmt)  # before the check: a bad name costs nothing
     return write_formats(document_for(sc, detail, precision, iterations, fractions, force), formats, out)
 
 

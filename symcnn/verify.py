@@ -139,10 +139,6 @@ def group_name(path: str) -> str:
     return GROUP.sub("", path)
 
 
-def agree(symbolic: float, numeric: float, rtol: float, atol: float) -> bool:
-    return abs(symbolic - numeric) <= atol + rtol * abs(symbolic)
-
-
 def audit_claims(sc: Scenario, values: dict) -> tuple[ClaimResult, ...]:
     results = []
     for i, claim in enumerate(sc.claims):

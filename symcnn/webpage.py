@@ -25,21 +25,21 @@ def chapters(sections) -> list[tuple[Section, list[Section]]]:
     return out
 
 
+MATHML_DOTS = {
+    "diagonal": "\N{DOWN RIGHT DIAGONAL ELLIPSIS}",
+    "vertical": "\N{VERTICAL ELLIPSIS}",
+    "horizontal": "\N{MIDLINE HORIZONTAL ELLIPSIS}",
+}
+
+
 def matrix_mathml(m: Matrix, printer: SymcnnMathMLPrinter) -> str:
     """name = [cells], elided cells as dots, marked cells (max-pool winners) with class ``win``."""
-    gap_rows = {i for i, row in enumerate(m.values) if all(v is None for v in row)}
-    gap_cols = {j for j in range(m.values.shape[1]) if all(v is None for v in m.values[:, j])}
     rows = []
     for i, row in enumerate(m.values):
         cells = []
         for j, value in enumerate(row):
             if value is None:
-                dots = (
-                    "\N{DOWN RIGHT DIAGONAL ELLIPSIS}"
-                    if i in gap_rows and j in gap_cols
-                    else ("\N{VERTICAL ELLIPSIS}" if i in gap_rows else "\N{MIDLINE HORIZONTAL ELLIPSIS}")
-                )
-                cell = printer.el("mtd", printer.mo(dots))
+                cell = printer.el("mtd", printer.mo(MATHML_DOTS[m.dots(i, j)]))
             else:
                 cell = printer.el("mtd", printer._print(value))
                 if (i, j) in m.marks:
