@@ -50,7 +50,7 @@ TARGETS = """Targets (issue 6), each from this run:
 def scenario(size: int, channels: int, filters: int, kernel: int, pool: int, classes: int) -> dict:
     """A seeded scenario with two inputs of one-decimal pixels (exact for SymPy, as a teacher writes)."""
     if size == 4:
-        from symcnn.sources import read_source
+        from symcnn.scenario.sources import read_source
 
         return read_source("four-images")[0]
     rng = np.random.default_rng(size * 100 + channels)

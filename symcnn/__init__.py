@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from .errors import RenderError, ScenarioError, SymcnnError, UsageError, VerificationError
 
 if TYPE_CHECKING:
-    from .numeric import Trace
-    from .scenario import Scenario
-    from .sources import builtin_names, load
+    from .engine.numeric import Trace
+    from .scenario.model import Scenario
+    from .scenario.sources import builtin_names, load
 
 __all__ = [
     "RenderError",
@@ -41,7 +41,12 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 FORMATS = ("markdown", "latex", "beamer", "snippets", "html", "pdf")  # what `symcnn render` writes
-LAZY = {"Trace": "numeric", "Scenario": "scenario", "load": "sources", "builtin_names": "sources"}
+LAZY = {
+    "Trace": "engine.numeric",
+    "Scenario": "scenario.model",
+    "load": "scenario.sources",
+    "builtin_names": "scenario.sources",
+}
 
 
 def __getattr__(name: str):
@@ -58,8 +63,8 @@ def __getattr__(name: str):
 
 def run(scenario) -> Trace:
     """Every number of the run, computed with NumPy (accepts what `load` accepts)."""
-    from .numeric import run as _run
-    from .sources import load
+    from .engine.numeric import run as _run
+    from .scenario.sources import load
 
     return _run(load(scenario))
 
@@ -68,8 +73,8 @@ def derive(scenario):
     """Every value of the run from SymPy's layer rules over exact numbers; each cell as a SymPy quantity
     (symbol, general form, numbers substituted, value) when asked for, e.g.
     ``derive(sc).steps[0].groups["conv"][0, 1, 1]``."""
-    from .derivation import derive as _derive
-    from .sources import load
+    from .engine.exact import derive as _derive
+    from .scenario.sources import load
 
     return _derive(load(scenario))
 
@@ -77,7 +82,7 @@ def derive(scenario):
 def check(scenario, thorough: bool = False):
     """Compare the symbolic and numeric values and audit the claims; returns a Report. ``thorough``
     also builds every cell's own SymPy expression and confirms it gives the layer rule's value."""
-    from .sources import load
+    from .scenario.sources import load
     from .verify import check as _check
 
     return _check(load(scenario), thorough=thorough)
@@ -88,8 +93,8 @@ def render(scenario, fmt: str, out, **options):
 
     Options: detail ("summary" or "full"), precision, iterations ("all", "first", "last"), fractions.
     Returns the paths written."""
-    from .rendering import render_to_dir
-    from .sources import load
+    from .rendering.formats import render_to_dir
+    from .scenario.sources import load
 
     return render_to_dir(load(scenario), fmt, out, **options)
 
@@ -98,13 +103,13 @@ def exercise(scenario="four-images", seed: int = 0, count: int = 1, out="exercis
     """Write ``count`` exercise variants of ``scenario`` drawn from ``seed`` into the folder ``out``, as
     `symcnn exercise`. Options: difficulty ("easy", "medium", "hard"), fmt ("markdown", "pdf"), jobs.
     Returns the variant folders and the top-level files (key.json, class.pdf)."""
-    from .exercises import write_exercises
+    from .exercises.batch import write_exercises
 
     return write_exercises(scenario, seed, count, out, **options)
 
 
 def grade(answers, key):
     """Mark an answers file against a key.json; returns a Grade (``.score``, ``.marks``, ``.table()``)."""
-    from .grading import grade as _grade
+    from .exercises.grading import grade as _grade
 
     return _grade(answers, key)

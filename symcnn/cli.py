@@ -15,7 +15,7 @@ SCENARIO_HELP = "a .yaml/.yml/.json scenario file, or the name of a built-in sce
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Print the built-in scenarios, one per line: name, then title."""
-    from .sources import builtin_names, load
+    from .scenario.sources import builtin_names, load
 
     for name in builtin_names():
         print(f"{name}\t{load(name).title}")
@@ -24,8 +24,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_values(args: argparse.Namespace) -> int:
     """Print every number of the run as JSON (NumPy only; SymPy is not imported)."""
-    from .numeric import run
-    from .sources import load
+    from .engine.numeric import run
+    from .scenario.sources import load
 
     trace = run(load(args.scenario))
     json.dump(trace.to_dict(), sys.stdout, indent=args.indent, allow_nan=False)
@@ -35,7 +35,7 @@ def cmd_values(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Re-derive every value with SymPy and NumPy, compare them and audit the claims."""
-    from .sources import load
+    from .scenario.sources import load
     from .verify import check
 
     report = check(load(args.scenario), rtol=args.rtol, atol=args.atol, thorough=args.thorough)
@@ -45,8 +45,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Write the worked solution in one or more formats into --out."""
-    from .rendering import render_to_dir
-    from .sources import load
+    from .rendering.formats import render_to_dir
+    from .scenario.sources import load
 
     written = render_to_dir(
         load(args.scenario),
@@ -65,7 +65,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_examples(args: argparse.Namespace) -> int:
     """Render every built-in scenario in every format into OUT/<name>/ (what output/ holds)."""
-    from .rendering import TEX_PACKAGES, have_tex, render_examples
+    from .rendering.formats import TEX_PACKAGES, have_tex, render_examples
 
     pdf = not args.no_pdf and have_tex()
     if not args.no_pdf and not pdf:
@@ -79,7 +79,7 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     """Write exercise sheets: COUNT variants of a scenario with new numbers drawn from SEED, each with a
     student sheet (setup and questions) and a solution (the worked solution, answers first), plus
     key.json for `symcnn grade`; with --format pdf also class.pdf, every sheet ready to print."""
-    from .exercises import write_exercises
+    from .exercises.batch import write_exercises
 
     written = write_exercises(args.scenario, args.seed, args.count, args.out, args.difficulty, args.format, args.jobs)
     for path in written:
@@ -90,7 +90,7 @@ def cmd_exercise(args: argparse.Namespace) -> int:
 def cmd_grade(args: argparse.Namespace) -> int:
     """Mark a student's answers file against the key.json of `symcnn exercise`: each question right or
     wrong with the expected value, then the score. Exits 0 whatever the score."""
-    from .grading import grade
+    from .exercises.grading import grade
 
     print(grade(args.answers, args.key).table())
     return 0

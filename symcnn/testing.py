@@ -14,9 +14,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .engine.numeric import run
 from .errors import ScenarioError
-from .numeric import run
-from .sources import load
+from .scenario.sources import load
 from .verify import TEXT_KEYS, lookup
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ScenarioError
-from .scenario import Scenario, parse_path
+from .scenario.model import Scenario, parse_path
 
 TEXT_KEYS = {"iteration", "sample", "label", "after", "scenario", "classes"}
 
@@ -92,19 +92,19 @@ class Report:
             lines.append(f"{held} of {len(self.claims)} claims hold")
         return "\n".join(lines)
 
-    # Jupyter display: the table above (symcnn.notebook renders it)
+    # Jupyter display: the table above (symcnn.jupyter renders it)
     def _repr_html_(self) -> str:
-        from .notebook import report
+        from .jupyter import report
 
         return report(self, "html")
 
     def _repr_markdown_(self) -> str:
-        from .notebook import report
+        from .jupyter import report
 
         return report(self, "markdown")
 
     def _repr_latex_(self) -> str:
-        from .notebook import report
+        from .jupyter import report
 
         return report(self, "latex")
 
@@ -152,8 +152,8 @@ def audit_claims(sc: Scenario, values: dict) -> tuple[ClaimResult, ...]:
 def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12, thorough: bool = False) -> Report:
     """Derive with SymPy, compute with NumPy, compare every value, audit claims. ``thorough`` also builds
     every cell's own SymPy expression and confirms that it evaluates to the layer rule's value."""
-    from .derivation import derive
-    from .numeric import run
+    from .engine.exact import derive
+    from .engine.numeric import run
 
     numeric = run(sc).to_dict()
     claims = audit_claims(sc, numeric)  # bad claim paths fail before the slow part

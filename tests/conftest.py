@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from symcnn.sources import read_source
+from symcnn.scenario.sources import read_source
 
 
 @pytest.fixture

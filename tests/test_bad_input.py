@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from symcnn.cli import main
-from symcnn.sources import read_source
+from symcnn.scenario.sources import read_source
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE: dict = read_source("four-images")[0]

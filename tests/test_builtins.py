@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import symcnn
-from symcnn.sources import builtin_names, read_source
+from symcnn.scenario.sources import builtin_names, read_source
 
 
 def test_builtins_are_listed():
@@ -77,11 +77,13 @@ def test_builtins_say_what_is_reconstructed(name):
 
 
 def test_mnist_like_is_what_the_generator_writes():
-    from symcnn.digits import mnist_like, to_yaml
-    from symcnn.sources import builtin_dir
+    from symcnn.scenario.digits import mnist_like, to_yaml
+    from symcnn.scenario.sources import builtin_dir
 
     committed = (builtin_dir() / "mnist-like.yaml").read_text(encoding="utf-8")
-    assert committed == to_yaml(mnist_like()), "regenerate: python -m symcnn.digits > symcnn/scenarios/mnist-like.yaml"
+    assert committed == to_yaml(mnist_like()), (
+        "regenerate: python -m symcnn.scenario.digits > symcnn/scenario/builtins/mnist-like.yaml"
+    )
 
 
 def test_mnist_like_digits_look_like_digits():
@@ -101,7 +103,7 @@ def test_mnist_like_digits_look_like_digits():
 
 def test_mnist_like_checks_and_renders_a_summary(tmp_path):
     from symcnn.errors import UsageError
-    from symcnn.rendering import render_to_dir
+    from symcnn.rendering.formats import render_to_dir
 
     report = symcnn.check("mnist-like")
     assert report.ok and report.compared > 100_000

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from symcnn.sources import read_source
+from symcnn.scenario.sources import read_source
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTINS = ("four-images", "zebra-cat")

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 import symcnn
-from symcnn import rendering
 from symcnn.cli import main
+from symcnn.rendering import formats as rendering
 from symcnn.verify import check
 
 if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:

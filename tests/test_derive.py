@@ -9,8 +9,8 @@ import pytest
 import sympy
 
 import symcnn
-from symcnn.algebra import exact, substitute
-from symcnn.derivation import Deriver, softmax_derivation
+from symcnn.engine.algebra import exact, substitute
+from symcnn.engine.exact import Deriver, softmax_derivation
 
 INTERMEDIATE = {"conv", "activated", "pooled", "feature", "logit", "prob", "loss"}
 PARAMETERS = {"filter", "filter_bias", "dense_weight", "dense_bias"}

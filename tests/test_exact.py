@@ -11,9 +11,9 @@ import pytest
 import sympy
 
 import symcnn
-from symcnn.algebra import MaxOf, Sub, evaluate, exact, to_exact
 from symcnn.cli import main
-from symcnn.derivation import Group, derive
+from symcnn.engine.algebra import MaxOf, Sub, evaluate, exact, to_exact
+from symcnn.engine.exact import Group, derive
 from symcnn.errors import VerificationError
 
 

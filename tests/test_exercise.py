@@ -17,15 +17,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from symcnn import rendering
 from symcnn.cli import main
-from symcnn.derivation import derive
+from symcnn.engine.exact import derive
+from symcnn.engine.numeric import run
 from symcnn.errors import ScenarioError
-from symcnn.numeric import run
-from symcnn.questions import choose_questions, tolerance
-from symcnn.sheets import checked_report, settings_for, solution_document, student_document
-from symcnn.sources import load, read_source
-from symcnn.variants import LEVELS, draw_variant
+from symcnn.exercises.questions import choose_questions, tolerance
+from symcnn.exercises.sheets import checked_report, settings_for, solution_document, student_document
+from symcnn.exercises.variants import LEVELS, draw_variant
+from symcnn.rendering import formats as rendering
+from symcnn.scenario.sources import load, read_source
 from symcnn.verify import check, lookup
 
 BUILTINS = ("four-images", "zebra-cat")
@@ -219,7 +219,7 @@ def test_the_seed_alone_decides_each_draw():
 
 
 def test_a_scenario_that_cannot_be_drawn_says_why(monkeypatch):
-    from symcnn import variants
+    from symcnn.exercises import variants
 
     monkeypatch.setattr(variants, "MAX_DRAWS", 3)
     data = read_source("zebra-cat")[0]

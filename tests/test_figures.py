@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import symcnn
-from symcnn import drawing, figures
-from symcnn.document import Chart, Heatmap
-from symcnn.rendering import document_for, render_to_dir
+from symcnn.document import layout as figures
+from symcnn.document.model import Chart, Heatmap
+from symcnn.rendering import drawing
+from symcnn.rendering.formats import document_for, render_to_dir
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SVG = "{http://www.w3.org/2000/svg}"

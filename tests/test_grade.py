@@ -149,6 +149,6 @@ def test_grade_on_the_command_line(key, tmp_path):
     "value, tol", [(3.049, 0.005), (-0.1, 0.005), (0.0, 0.005), (0.05, 0.0025), (-0.0123, 0.00062), (1e-4, 5e-6)]
 )
 def test_tolerance_is_absolute_above_a_tenth_and_relative_below(value, tol):
-    from symcnn.questions import tolerance
+    from symcnn.exercises.questions import tolerance
 
     assert tolerance(value) == tol

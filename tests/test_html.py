@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 import symcnn
-from symcnn import drawing
-from symcnn.rendering import document_for, render_to_dir
+from symcnn.rendering import drawing
+from symcnn.rendering.formats import document_for, render_to_dir
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 BUILTINS = tuple(symcnn.builtin_names())  # four-images, mnist-like (28x28), zebra-cat
@@ -280,7 +280,7 @@ def test_derivation_displays_its_worked_solution(monkeypatch):
     import subprocess
     import sys
 
-    from symcnn import rendering
+    from symcnn.rendering import formats as rendering
 
     derivation = symcnn.derive("zebra-cat")
     calls = []
@@ -296,7 +296,7 @@ def test_derivation_displays_its_worked_solution(monkeypatch):
     assert "<script" not in html and "<html" not in html  # a fragment, with its scoped style
     assert markdown.startswith("# A zebra and a cat") and "](data:image/svg+xml;base64," in markdown
     assert "$$ z^{\\text{edge}}_{1,1} = " in latex and "\\begin{document}" not in latex
-    imports = "import symcnn.derivation, symcnn.verify, sys; assert 'symcnn.rendering' not in sys.modules"
+    imports = "import symcnn.engine.exact, symcnn.verify, sys; assert 'symcnn.rendering.formats' not in sys.modules"
     repo = Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", imports], capture_output=True, cwd=repo).returncode == 0
 

@@ -37,7 +37,7 @@ def test_wheel_carries_templates_and_builtins(installed):
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in (ROOT / "templates").rglob("*.j2"):
         assert f"symcnn/templates/{template.relative_to(ROOT / 'templates').as_posix()}" in names
-    assert {"symcnn/scenarios/four-images.yaml", "symcnn/scenarios/zebra-cat.yaml"} <= names
+    assert {"symcnn/scenario/builtins/four-images.yaml", "symcnn/scenario/builtins/zebra-cat.yaml"} <= names
 
 
 def test_installed_package_renders_from_another_directory(installed):

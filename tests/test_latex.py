@@ -6,9 +6,9 @@ import pytest
 import sympy
 from sympy import Integer, Rational
 
-from symcnn.algebra import MaxOf, Sub, plus, times
-from symcnn.latex import format_number, to_latex
-from symcnn.symbols import Notation
+from symcnn.engine.algebra import MaxOf, Sub, plus, times
+from symcnn.engine.notation import Notation
+from symcnn.rendering.latex import format_number, to_latex
 
 N = Notation()
 x11 = N("input", None, 1, 1)
@@ -114,7 +114,7 @@ def test_fixed_point_for_matrix_cells():
 
 
 def test_shorten_cuts_long_sums_and_denominators_for_display():
-    from symcnn.algebra import shorten
+    from symcnn.engine.algebra import shorten
 
     terms = [N("feature", None, n) for n in range(1, 31)]
     assert (

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import symcnn
-from symcnn.rendering import render_to_dir
+from symcnn.rendering.formats import render_to_dir
 
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
 BUILTINS = ("four-images", "mnist-like", "zebra-cat")

@@ -25,10 +25,11 @@ import pytest
 import yaml
 
 import symcnn
-from symcnn import escape, rendering
+from symcnn import escape
 from symcnn.cli import main
 from symcnn.errors import RenderError
-from symcnn.sources import read_source
+from symcnn.rendering import formats as rendering
+from symcnn.scenario.sources import read_source
 from symcnn.verify import check
 
 REPO = Path(__file__).resolve().parents[1]

@@ -35,7 +35,7 @@ def test_fractions_flag_shows_exact_thirds(tmp_path, capsys):
 
 
 def test_examples_without_tex_skips_pdfs_with_a_warning(tmp_path, capsys, monkeypatch):
-    from symcnn import rendering
+    from symcnn.rendering import formats as rendering
 
     monkeypatch.setattr(rendering, "have_tex", lambda: False)
     assert cli.main(["examples", "--out", str(tmp_path)]) == 0
@@ -100,7 +100,7 @@ def test_summary_elides_large_matrices_and_full_shows_every_entry(tmp_path):
 
 
 def test_huge_full_detail_asks_for_force(tmp_path, capsys, monkeypatch):
-    from symcnn import rendering
+    from symcnn.rendering import formats as rendering
 
     monkeypatch.setattr(rendering, "MAX_FULL_PAGES", 50)  # four-images full is about 104 pages
     out = tmp_path / "out"

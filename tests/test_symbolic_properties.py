@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, assume, given, settings
 
 import symcnn
 import symcnn.verify
-from symcnn.document import Settings
-from symcnn.rendering import render_text
-from symcnn.worked import build_document
+from symcnn.document.builder import build_document
+from symcnn.document.model import Settings
+from symcnn.rendering.formats import render_text
 
 try:
     from .reference import reference_run

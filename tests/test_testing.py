@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import symcnn
-from symcnn import cli, numeric
+from symcnn import cli
+from symcnn.engine import numeric
 from symcnn.testing import assert_matches
 
 

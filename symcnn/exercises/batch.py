@@ -24,13 +24,13 @@ from pathlib import Path
 import jinja2
 import yaml
 
-from .errors import RenderError, UsageError
-from .progress import progress, quiet
+from ..errors import RenderError, UsageError
+from ..progress import progress, quiet
+from ..rendering.formats import LATEX_DELIMITERS, compile_pdf, have_tex, render_text, template_dir, write_formats
+from ..scenario.model import Scenario
+from ..scenario.sources import load
 from .questions import choose_questions, key_entry
-from .rendering import LATEX_DELIMITERS, compile_pdf, have_tex, render_text, template_dir, write_formats
-from .scenario import Scenario
 from .sheets import checked_report, key_document, quantity_at, settings_for, solution_document, student_document
-from .sources import load
 from .variants import DIFFICULTIES, draw_variant
 
 DEFAULT_SCENARIO = "four-images"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
+from ..document.model import Document, Matrix, Section
 from . import drawing
-from .document import Document, Matrix, Section
 from .latex import format_number
 from .mathml import SymcnnMathMLPrinter
 
@@ -53,7 +53,7 @@ def matrix_mathml(m: Matrix, printer: SymcnnMathMLPrinter) -> str:
 
 def environment(doc: Document):
 
-    from .rendering import jinja_environment, printer_settings
+    from .formats import jinja_environment, printer_settings
 
     env = jinja_environment(autoescape=True)
     settings = printer_settings(doc)

@@ -9,8 +9,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ScenarioError
-from .scenario import NAME_PATTERN, Scenario, validate
+from ..errors import ScenarioError
+from .model import NAME_PATTERN, Scenario, validate
 
 
 class _UniqueKeyLoader:
@@ -51,7 +51,7 @@ class _UniqueKeyLoader:
 
 
 def builtin_dir():
-    return resources.files("symcnn") / "scenarios"
+    return resources.files("symcnn") / "scenario" / "builtins"
 
 
 def builtin_names() -> list[str]:

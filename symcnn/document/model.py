@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from .algebra import MaxOf, Quantity, evaluate, plus, shorten, substitute, times, to_exact, to_sympy
-from .derivation import Group, agrees
-from .errors import VerificationError
+from ..engine.algebra import MaxOf, Quantity, evaluate, plus, shorten, substitute, times, to_exact, to_sympy
+from ..engine.exact import Group, agrees
+from ..errors import VerificationError
 
 SETTINGS = {"detail": ("full", "summary"), "iterations": ("all", "first", "last")}
 MAX_COLUMNS = 9  # wider matrices are shown in column chunks

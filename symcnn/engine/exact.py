@@ -30,11 +30,11 @@ import sympy
 from sympy import Add, Mul, Piecewise, Pow, Rational, exp, log
 from sympy.printing.numpy import NumPyPrinter
 
+from ..errors import VerificationError
+from ..progress import progress
+from ..scenario.model import Activation, Scenario, pool_window, winner_cell
 from .algebra import DPS, MaxOf, Quantity, chain, comparable, evaluate, exact, minus, plus, times, to_float, to_sympy
-from .errors import VerificationError
-from .progress import progress
-from .scenario import Activation, Scenario, pool_window, winner_cell
-from .symbols import Notation
+from .notation import Notation
 
 FORWARD_KEYS = ("conv", "activated", "pooled", "features", "logits", "probs", "loss")
 BACKWARD_KEYS = (
@@ -421,7 +421,7 @@ class Derivation:
 
     def value_at(self, path: str):
         """The exact value at a `symcnn values` path, e.g. ``steps[0].probs[1]``."""
-        from .scenario import parse_path
+        from ..scenario.model import parse_path
 
         part, n, key, *index = parse_path(path)
         record = {"steps": self.steps, "updates": self.updates, "final": self.final}[part][n]
@@ -442,19 +442,19 @@ class Derivation:
                 env[D.symbol_of(key, index)] = to_sympy(initial[key][index])
         return env
 
-    # Jupyter display: the worked solution (symcnn.notebook builds it through check and build_document)
+    # Jupyter display: the worked solution (symcnn.jupyter builds it through check and build_document)
     def _repr_html_(self) -> str:
-        from .notebook import solution_html
+        from ..jupyter import solution_html
 
         return solution_html(self)
 
     def _repr_markdown_(self) -> str:
-        from .notebook import solution_markdown
+        from ..jupyter import solution_markdown
 
         return solution_markdown(self)
 
     def _repr_latex_(self) -> str:
-        from .notebook import solution_latex
+        from ..jupyter import solution_latex
 
         return solution_latex(self)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ScenarioError
+from ..errors import ScenarioError
 
 
 def as_mapping(data: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:

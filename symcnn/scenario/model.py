@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ScenarioError
 from .checks import (
     as_array,
     as_integer,
@@ -24,7 +25,6 @@ from .checks import (
     dims,
     ensure_unique,
 )
-from .errors import ScenarioError
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 ACTIVATIONS = ("relu", "none", "sigmoid", "tanh", "leaky_relu")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .algebra import FRACTION_TERMS, exact, minus, shorten
-from .derivation import Deriver, StepDerivation, UpdateDerivation, activation_expr
-from .document import (
+from ..engine.algebra import FRACTION_TERMS, exact, minus, shorten
+from ..engine.exact import Deriver, StepDerivation, UpdateDerivation, activation_expr
+from ..escape import slug
+from ..progress import progress
+from ..scenario.model import pool_window, winner_cell
+from ..verify import Report
+from .model import (
     Cell,
     Derivative,
     Document,
@@ -23,11 +27,7 @@ from .document import (
     matrices,
     relu_display,
 )
-from .escape import slug
-from .illustrations import Illustrator
-from .progress import progress
-from .scenario import pool_window, winner_cell
-from .verify import Report
+from .pictures import Illustrator
 
 ACTIVATION_NAMES = {
     "relu": "ReLU",
@@ -115,7 +115,7 @@ class Builder:
         return Section("Setup", "setup", blocks, 1)
 
     def plain_number(self, number: float) -> str:
-        from .latex import format_number
+        from ..rendering.latex import format_number
 
         return format_number(exact(number), self.settings.precision)[0]
 

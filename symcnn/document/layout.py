@@ -14,8 +14,8 @@ from functools import singledispatch
 import numpy as np
 import sympy
 
-from .algebra import Quantity
-from .document import Chart, Heatmap, values_of
+from ..engine.algebra import Quantity
+from .model import Chart, Heatmap, values_of
 
 NUMBERS_UP_TO = 8  # cells carry their numbers up to 8x8; larger matrices are colours only
 FONT = 7.0  # size of the numbers in cells and of the labels, in units

@@ -1,6 +1,6 @@
 """Handwriting-like 28x28 digits drawn from pen strokes, and the `mnist-like` built-in scenario.
 
-    python -m symcnn.digits > symcnn/scenarios/mnist-like.yaml
+    python -m symcnn.scenario.digits > symcnn/scenario/builtins/mnist-like.yaml
 
 regenerates the built-in (a test checks that the committed file is what this writes). No data is
 downloaded: each digit is a few strokes (polylines in a unit square), drawn with a round pen of soft
@@ -144,7 +144,7 @@ def to_yaml(data: dict) -> str:
     import yaml
 
     lines = [
-        "# The mnist-like built-in: written by `python -m symcnn.digits` (do not edit by hand; a test",
+        "# The mnist-like built-in: written by `python -m symcnn.scenario.digits` (do not edit by hand; a test",
         "# compares this file with what the generator writes).",
     ]
     head = {k: data[k] for k in ("name", "title", "description", "notes", "classes")}

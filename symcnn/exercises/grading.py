@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checks import as_integer, as_mapping, as_text, describe
-from .errors import ScenarioError
-from .sources import _parse
+from ..errors import ScenarioError
+from ..scenario.checks import as_integer, as_mapping, as_text, describe
+from ..scenario.sources import _parse
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from .errors import ScenarioError
-from .numeric import Trace, run
-from .scenario import Scenario, pool_window, validate
+from ..engine.numeric import Trace, run
+from ..errors import ScenarioError
+from ..scenario.model import Scenario, pool_window, validate
 
 MAX_DRAWS = 1000  # draws of images and filters
 DENSE_DRAWS = 20  # draws of the dense layer for one set of feature maps, at each scale

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import jinja2
 
-from . import FORMATS, drawing, escape
-from .document import Document, Matrix, Settings
-from .errors import RenderError, UsageError, VerificationError
+from .. import FORMATS, escape
+from ..document.model import Document, Matrix, Settings
+from ..errors import RenderError, UsageError, VerificationError
+from ..scenario.model import Scenario
+from . import drawing
 from .latex import SymcnnLatexPrinter, format_number
-from .scenario import Scenario
 
 LATEX_DELIMITERS = dict(
     block_start_string=r"\BLOCK{",
@@ -44,14 +45,14 @@ def template_dir() -> Path:
     packaged = resources.files("symcnn") / "templates"
     if packaged.is_dir():
         return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "templates"  # a source checkout
+    return Path(__file__).resolve().parents[2] / "templates"  # a source checkout
 
 
 @cache
 def template_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept between runs (as Python keeps __pycache__), in the user's cache folder;
     Jinja checks each against its template's source. None where that folder cannot be written."""
-    from . import __version__
+    from .. import __version__
 
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     folder = root / "symcnn" / __version__ / "templates"
@@ -239,7 +240,7 @@ def render_text(doc: Document, fmt: str, envs: dict | None = None) -> dict[str, 
     """File name -> content for one text format. ``envs`` (family -> Jinja environment) lets several
     formats share templates and printed pieces."""
     if fmt == "html":  # its own environment: autoescaped, MathML
-        from .webpage import page
+        from .html import page
 
         return {f"{doc.name}.html": page(doc)}
     envs = {} if envs is None else envs
@@ -324,8 +325,8 @@ def document_for(
     force: bool = False,
 ) -> Document:
     """Check the scenario (SymPy against NumPy) and build its worked solution."""
-    from .verify import check
-    from .worked import build_document
+    from ..document.builder import build_document
+    from ..verify import check
 
     report = check(sc)
     if report.mismatches or report.missing:
@@ -413,7 +414,7 @@ def render_to_dir(
 
 def render_examples(out: str | Path, pdf: bool = True) -> list[Path]:
     """Every built-in scenario in every format, into ``out/<name>/`` (PDFs only when ``pdf``)."""
-    from .sources import builtin_names, load
+    from ..scenario.sources import builtin_names, load
 
     written = []
     for name in builtin_names():

@@ -12,13 +12,13 @@ import dataclasses
 
 import sympy
 
-from .document import Cell, Document, Formula, Section, Settings, Table, Text, equation, relu_display
-from .errors import VerificationError
+from ..document.builder import Builder, build_document, unique_slugs
+from ..document.model import Cell, Document, Formula, Section, Settings, Table, Text, equation, relu_display
+from ..errors import VerificationError
+from ..scenario.model import Scenario, parse_path
+from ..verify import Report, check
 from .questions import KIND_TEXT, Question
-from .scenario import Scenario, parse_path
 from .variants import Variant
-from .verify import Report, check
-from .worked import Builder, build_document, unique_slugs
 
 ANSWER_BOX = r"\boxed{\rule{0pt}{2.8ex}\hspace{3.5cm}}"
 ANSWER_BOX_MATHML = {"width": "8em", "height": "1.2em", "depth": "0.4em", "style": "border: 1px solid"}

@@ -11,9 +11,9 @@ from functools import cache
 
 import jinja2
 
-from . import escape
-from .document import Document, Figure
-from .figures import FONT, Box, layout
+from .. import escape
+from ..document.layout import FONT, Box, layout
+from ..document.model import Document, Figure
 
 SVG_SCALE = 1.5  # px per layout unit in a standalone SVG (the HTML page scales it to fit)
 TIKZ_ANCHORS = {"start": "left,base", "middle": "base", "end": "right,base"}  # \pgftext's
@@ -62,7 +62,7 @@ PICTURE_FILTERS = {
 
 @cache
 def svg_environment() -> jinja2.Environment:
-    from .rendering import jinja_environment
+    from .formats import jinja_environment
 
     env = jinja_environment(autoescape=True)
     env.filters.update(PICTURE_FILTERS)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .scenario import Activation, Pool, Scenario, pool_window, winner_cell
+from ..scenario.model import Activation, Pool, Scenario, pool_window, winner_cell
 
 # ---------------------------------------------------------------- layers, forward next to backward
 

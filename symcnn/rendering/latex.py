@@ -7,9 +7,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import sympy
 from sympy.printing.latex import LatexPrinter
 
-from . import escape
-from .algebra import Sub
-from .symbols import Notation, SymbolInfo
+from .. import escape
+from ..engine.algebra import Sub
+from ..engine.notation import Notation, SymbolInfo
 
 BASE_TEX = {"eta": r"\eta"}
 MAX_EXACT_DECIMALS = 6
@@ -85,7 +85,7 @@ class SymcnnLatexPrinter(LatexPrinter):
         return self.symbol_tex(info)
 
     def symbol_tex(self, info: SymbolInfo) -> str:
-        from .symbols import NOTATION
+        from ..engine.notation import NOTATION
 
         letter, owner_at = NOTATION[info.kind]
         base = BASE_TEX.get(letter, letter)

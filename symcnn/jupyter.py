@@ -11,8 +11,9 @@ import base64
 
 import jinja2
 
-from . import drawing, escape
-from .document import Document
+from . import escape
+from .document.model import Document
+from .rendering import drawing
 
 _last: list = []  # (object, document) of the last Derivation displayed: Jupyter asks for each format in turn
 
@@ -20,7 +21,7 @@ _last: list = []  # (object, document) of the last Derivation displayed: Jupyter
 def document(derivation) -> Document:
     if _last and _last[0][0] is derivation:
         return _last[0][1]
-    from .rendering import document_for
+    from .rendering.formats import document_for
 
     doc = document_for(derivation.scenario)
     _last[:] = [(derivation, doc)]
@@ -28,14 +29,14 @@ def document(derivation) -> Document:
 
 
 def solution_html(derivation) -> str:
-    from .webpage import fragment
+    from .rendering.html import fragment
 
     return fragment(document(derivation))
 
 
 def solution_markdown(derivation) -> str:
     """The Markdown document, its pictures inline as SVG data URIs (a notebook has no files next to it)."""
-    from .rendering import environment
+    from .rendering.formats import environment
 
     doc = document(derivation)
     env = environment("markdown", doc)
@@ -50,7 +51,7 @@ def solution_markdown(derivation) -> str:
 
 def solution_latex(derivation) -> str:
     """Maths for MathJax (and nbconvert's LaTeX): each step a $$ display, titles and text as plain lines."""
-    from .rendering import environment
+    from .rendering.formats import environment
 
     doc = document(derivation)
     env = environment("markdown", doc)  # maths as the Markdown has it (MathJax-safe \text{})
@@ -59,7 +60,7 @@ def solution_latex(derivation) -> str:
 
 
 def _report_env() -> jinja2.Environment:
-    from .rendering import jinja_environment
+    from .rendering.formats import jinja_environment
 
     return jinja_environment(autoescape=jinja2.select_autoescape(["html.j2"]))
 

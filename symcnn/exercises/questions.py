@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..verify import lookup
 from .variants import Variant
-from .verify import lookup
 
 QUESTION_STREAM = 1  # third entry of the question generator's seed (the numbers use [seed, k])
 ABSOLUTE_TOLERANCE = 0.005  # values of 0.1 and more: right to about two decimals

@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
-from .algebra import exact
-from .derivation import Derivation, StepDerivation
-from .document import Chart, Figure
-from .errors import VerificationError
-from .figures import chart_top, heatmap
+from ..engine.algebra import exact
+from ..engine.exact import Derivation, StepDerivation
+from ..errors import VerificationError
+from .layout import chart_top, heatmap
+from .model import Chart, Figure
 
 
 def plain_number(value, precision: int) -> str:
-    from .latex import format_number
+    from ..rendering.latex import format_number
 
     return format_number(value, precision)[0]
 

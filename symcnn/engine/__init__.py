@@ -1,0 +1,1 @@
+"""The engines: NumPy's run, the exact (SymPy) engine, its algebra and notation."""

@@ -1,0 +1,1 @@
+"""Exercise batches: variants, questions, sheets and grading."""

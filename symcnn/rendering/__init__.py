@@ -1,0 +1,1 @@
+"""Documents to text: the printers and one module per output format."""
