@@ -57,6 +57,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         fractions=args.fractions,
         force=args.force,
+        samples=args.samples,
+        aspect=args.aspect,
     )
     for path in written:
         print(path)
@@ -155,6 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--force", action="store_true", help="write a --detail full document even if it runs to hundreds of pages"
+    )
+    p.add_argument(
+        "--samples",
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="work these samples in full; the others appear only in the training summary and the final pass",
+    )
+    p.add_argument(
+        "--aspect", choices=("16:9", "4:3"), default="16:9", help="aspect ratio of the slides (default 16:9)"
     )
     p.set_defaults(func=cmd_render)
 

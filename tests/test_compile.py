@@ -61,6 +61,15 @@ def overfull(log: str, tex: str, kind: str = "h", limit: float = 0.0) -> list[st
     return found
 
 
+OVERLAY = re.compile(r"\\symcnnshow\{(\d+)\}|\\begin\{symcnnfrom\}\{(\d+)\}")
+
+
+def overlay_pages(tex: str) -> int:
+    """Pages a Beamer deck should have: each frame as many as its last overlay (symcnnshow, symcnnfrom)."""
+    bodies = re.findall(r"\\begin\{frame\}(.*?)\\end\{frame\}", tex, flags=re.DOTALL)
+    return sum(max([1, *(int(a or b) for a, b in OVERLAY.findall(body))]) for body in bodies)
+
+
 def pages(pdf: Path) -> int:
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
     return int(re.search(r"^Pages:\s+(\d+)", info, re.MULTILINE).group(1))
@@ -115,8 +124,10 @@ def test_pdf_format_writes_article_and_slides(builtins_pdf, name, detail):
 @pytest.mark.parametrize("name, detail", CASES, ids=IDS)
 def test_slides_have_one_page_per_frame(builtins_pdf, name, detail):
     _, out, kept = builtins_pdf[name, detail]
-    frames = (kept / f"{name}-slides.tex").read_text(encoding="utf-8").count(r"\begin{frame}")
-    assert pages(out / f"{name}-slides.pdf") == frames  # no frame spilled onto a continuation page
+    tex = (kept / f"{name}-slides.tex").read_text(encoding="utf-8")
+    frames = tex.count(r"\begin{frame}")
+    # one page per overlay, no frame spilled onto a continuation page; the overlays are used
+    assert pages(out / f"{name}-slides.pdf") == overlay_pages(tex) > frames
     assert pages(out / f"{name}.pdf") >= 2
 
 
@@ -128,12 +139,50 @@ def test_logs_have_no_errors_and_no_overfull_boxes(builtins_pdf, name, detail, d
     log = (kept / f"{stem}.log").read_text(encoding="utf-8", errors="replace")
     tex = (kept / f"{stem}.tex").read_text(encoding="utf-8")
     assert errors(log) == []
-    wide = overfull(log, tex, "h", MAX_OVERFULL_PT)
-    assert wide == [], f"{stem}.tex ({detail}): Overfull \\hbox wider than {MAX_OVERFULL_PT}pt:\n" + "\n".join(wide)
+    limit = MAX_OVERFULL_PT if doc == "article" else 1.0  # a deck: nothing sticks out
+    wide = overfull(log, tex, "h", limit)
+    assert wide == [], f"{stem}.tex ({detail}): Overfull \\hbox wider than {limit}pt:\n" + "\n".join(wide)
     if doc == "slides":
+        overlays = [line for line in log.splitlines() if "warning" in line.lower() and "overlay" in line.lower()]
+        assert overlays == [], f"{stem}.log: overlay warnings {overlays[:3]}"
         tall = overfull(log, tex, "v")
         assert tall == [], f"{stem}.tex ({detail}): Overfull \\vbox (a frame too full):\n" + "\n".join(tall)
     assert "Missing character" not in log
+
+
+# ----------------------------------------------------------------------------- readable slides
+
+
+def word_boxes(pdf: Path) -> list[tuple[int, float, float, float, str]]:
+    """(page, top, bottom, height, word) of every word, from pdftotext -bbox; heights in pt."""
+    html = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    out, page, height = [], 0, 0.0
+    for line in html.splitlines():
+        if m := re.search(r'<page width="[\d.]+" height="([\d.]+)"', line):
+            page, height = page + 1, float(m.group(1))
+        elif m := re.search(r'yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">([^<]*)<', line):
+            top, bottom = float(m.group(1)), float(m.group(2))
+            out.append((page, top / height, bottom / height, bottom - top, m.group(3)))
+    return out
+
+
+@needs["pdftotext"]
+@pytest.mark.parametrize("name, detail", CASES, ids=IDS)
+def test_slides_are_readable_from_the_back_row(builtins_pdf, name, detail):
+    """11 pt body type (median word at least 10.3 pt high), picture numbers at least 6.5 pt, nothing
+    below the frame's bottom, no \\small or shrink in the source."""
+    _, out, kept = builtins_pdf[name, detail]
+    tex = (kept / f"{name}-slides.tex").read_text(encoding="utf-8")
+    assert re.findall(r"\\(small|footnotesize|scriptsize|tiny)\b|shrink", tex) == []
+    words = word_boxes(out / f"{name}-slides.pdf")
+    body = [w for w in words if 0.2 < w[1] and w[2] < 0.93]  # below the frame title, above the footline
+    heights = sorted(h for _, _, _, h, _ in body)
+    assert heights[len(heights) // 2] >= 10.3, f"median body word {heights[len(heights) // 2]:.1f} pt"
+    numbers = [w for w in body if re.fullmatch(r"[−-]?\d+(\.\d+)?", w[4])]
+    smallest = min(numbers, key=lambda w: w[3])
+    assert smallest[3] >= 6.5, f"a number {smallest[4]!r} on page {smallest[0]} is {smallest[3]:.1f} pt high"
+    low = [w for w in words if w[2] > 0.97 and not re.fullmatch(r"[\d/]+", w[4])]
+    assert low == [], f"words run past the bottom of the frame: {low[:5]}"
 
 
 # ----------------------------------------------------------------------------- hostile text
@@ -165,7 +214,7 @@ def snippet_document(folder: Path) -> Path:
     """A document built the way snippets/index.tex tells a user: its preamble lines, then \\input."""
     index = (folder / "index.tex").read_text(encoding="utf-8")
     preamble = [line[2:] for line in index.splitlines() if re.match(r"^% \\(usepackage|setcounter|setlength|"
-                                                                      r"providecommand|newcommand|newenvironment|"
+                                                                      r"providecommand|newcommand|newenvironment|makeatletter|"
                                                                       r"DeclareUnicodeCharacter)", line)]
     inputs = re.findall(r"^% (\\input\{[^}]+\})", index, re.MULTILINE)
     doc = folder / "all.tex"
@@ -371,4 +420,4 @@ def test_pictures_of_large_images_compile_and_fit(tmp_path):
         assert wide == [], f"{stem}: Overfull \\hbox:\n" + "\n".join(wide)
         if stem.endswith("slides"):
             assert overfull(log, source, "v") == [], "a frame too full"
-            assert pages(tex.with_suffix(".pdf")) == source.count(r"\begin{frame}")
+            assert pages(tex.with_suffix(".pdf")) == overlay_pages(source)

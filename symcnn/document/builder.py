@@ -286,6 +286,8 @@ class Builder:
             g = step.groups
             best = self.sc.classes[int(np.argmax(g["probs"].values.astype(float)))]
             blocks.append(Text(f"{step.sample} (label {step.label}): predicted {best}."))
+            if self.settings.samples is not None and step.sample not in self.settings.samples:
+                continue  # a sample not worked in full: its prediction only (its numbers are in the summary)
             blocks += [self.eq(q) for q in g["logits"]] + [self.eq(q) for q in g["probs"]]
             blocks.append(self.eq(g["loss"].item()))
         return Section("Final pass with the trained parameters", "final", blocks, 1)
@@ -320,10 +322,10 @@ class Builder:
         iterations = sorted({s.iteration for s in d.steps})
         shown = {"all": iterations, "first": iterations[:1], "last": iterations[-1:]}[self.settings.iterations]
         passes = len(iterations) > 1
-        bar = progress(sum(s.iteration in shown for s in d.steps) + 1, f"writing {sc.name}", unit="sample")
-        for step in d.steps:
-            if step.iteration not in shown:
-                continue
+        worked = self.settings.samples  # None: every sample
+        steps = [s for s in d.steps if s.iteration in shown and (worked is None or s.sample in worked)]
+        bar = progress(len(steps) + 1, f"writing {sc.name}", unit="sample")
+        for step in steps:
             bar.update()
             key = (f"it{step.iteration}-" if passes else "") + self.sample_keys[step.sample]
             title = f"Pass {step.iteration}, {step.sample} (label {step.label})"

@@ -22,12 +22,12 @@ FONT = 7.0  # size of the numbers in cells and of the labels, in units
 CHAR = 0.56 * FONT  # width of a digit
 MIN_CELL = 20.0
 GRID_SIDE = 168.0  # the longer side of a large matrix's grid
-LEGEND_WIDTH, LEGEND_STEPS, LEGEND_BAR = 100.0, 11, 7.0
+LEGEND_WIDTH, LEGEND_STEPS, LEGEND_BAR = 80.0, 11, 7.0  # four small panels fit a 16:9 slide's width
 WHITE, BLUE, RED, BLACK = (255, 255, 255), (33, 102, 172), (178, 24, 43), (0, 0, 0)
 WINDOW_COLOUR, MARK_COLOUR = (230, 159, 0), (0, 0, 0)  # orange window, black winners
 SERIES_COLOURS = ((0, 114, 178), (213, 94, 0), (0, 158, 115), (204, 121, 167), (230, 159, 0), (86, 180, 233))
 DASHES = ("", "4 2", "1 2")  # cycled after the colours run out
-CHART_W, CHART_H, CHART_LEFT, CHART_TOP = 220.0, 110.0, 30.0, 8.0
+CHART_W, CHART_H, CHART_LEFT, CHART_TOP = 180.0, 80.0, 30.0, 8.0  # two side by side on a slide
 MAX_NAME = 28  # series names longer than this are shortened in the chart legend
 
 

@@ -15,7 +15,7 @@ from ..engine.algebra import MaxOf, Quantity, evaluate, plus, shorten, substitut
 from ..engine.exact import Group, agrees
 from ..errors import VerificationError
 
-SETTINGS = {"detail": ("full", "summary"), "iterations": ("all", "first", "last")}
+SETTINGS = {"detail": ("full", "summary"), "iterations": ("all", "first", "last"), "aspect": ("16:9", "4:3")}
 MAX_COLUMNS = 9  # wider matrices are shown in column chunks
 
 
@@ -25,6 +25,8 @@ class Settings:
     precision: int = 3
     fractions: bool = False
     iterations: str = "all"
+    aspect: str = "16:9"  # of the slides
+    samples: tuple[str, ...] | None = None  # the samples worked in full; None: every one
 
     def __post_init__(self) -> None:
         for key, allowed in SETTINGS.items():

@@ -6,7 +6,6 @@ so a failure never leaves half-written output.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from ..errors import RenderError, UsageError, VerificationError
 from ..scenario.model import Scenario
 from . import drawing
 from .latex import SymcnnLatexPrinter, format_number
+from .slides import ASPECTS, reveal, template_context
 
 LATEX_DELIMITERS = dict(
     block_start_string=r"\BLOCK{",
@@ -35,10 +35,6 @@ LATEX_DELIMITERS = dict(
 )
 LINES_PER_VALUE, LINES_PER_PAGE = 4, 50  # an expanded equation takes about 4 lines of an A4 page
 MAX_FULL_PAGES = 200  # --detail full beyond this asks for --force
-FRAME_BUDGET = 11.0  # lines of a Beamer frame body
-TABLE_ROW_LINES = 0.7  # a \footnotesize table row, in frame lines
-SLIDE_SCALE = 0.75  # pictures on slides, of their size in the article
-SLIDE_WIDTH_PT, SLIDE_LINE_PT, PANEL_GAP_PT, PANEL_TITLE_PT = 390.0, 18.0, 13.0, 12.0
 
 
 def template_dir() -> Path:
@@ -107,12 +103,10 @@ def environment(family: str, doc: Document) -> jinja2.Environment:
         tex=escape.latex,
     )
     env.filters.update(drawing.PICTURE_FILTERS)
-    env.globals["frames"] = lambda blocks: frames(blocks, env.filters["math"])
     if family == "latex":  # a figure's TikZ, drawn once for the article, the slides and the snippets
         env.filters["tikz"] = remembered(
             lambda f: str(env.get_template("latex/figure.tex.j2").module.figure(f)), key=id
         )
-    env.globals["slide_scale"] = SLIDE_SCALE
     files = drawing.panel_files(doc) if family == "markdown" else {}
     env.globals["figure_file"] = lambda key, i: files[key, i]
     return env
@@ -153,89 +147,6 @@ def table_columns(table) -> str:
     return "".join("l" if all(row[i].math for row in table.rows) else "L" for i in range(len(table.header)))
 
 
-SLIDE_LINE_CHARS = 150  # characters of LaTeX source that fill about one line of a slide
-
-
-def block_lines(block, printer=None) -> float:
-    """A rough height of a block in slide lines, to pack Beamer frames."""
-    if block.kind == "matrix":
-        return 1.0 + 0.8 * block.values.shape[0]
-    if block.kind == "table":
-        return 1.5 + TABLE_ROW_LINES * len(block.rows)
-    if block.kind == "figure":
-        return 1.2 + sum(row_lines(row) for row in figure_rows(block.panels))
-    if block.kind in ("equation", "derivative"):
-        if printer is None:
-            return 3.2
-        parts = [getattr(block, name, None) for name in ("general", "substituted", "raw", "simplified")]
-        wraps = sum(len(printer(p)) // SLIDE_LINE_CHARS for p in parts if p is not None)
-        return 3.2 + 1.1 * wraps
-    return 1.5
-
-
-def figure_rows(panels) -> list[list]:
-    """Panels as TeX sets them side by side on a slide: as many per row as fit the frame's width."""
-    rows, width = [], SLIDE_WIDTH_PT
-    for panel in panels:
-        w = drawing.layout(panel).width * SLIDE_SCALE
-        if rows and width + PANEL_GAP_PT + w <= SLIDE_WIDTH_PT:
-            rows[-1].append(panel)
-            width += PANEL_GAP_PT + w
-        else:
-            rows.append([panel])
-            width = w
-    return rows
-
-
-def row_lines(row) -> float:
-    return (max(drawing.layout(p).height for p in row) * SLIDE_SCALE + PANEL_TITLE_PT) / SLIDE_LINE_PT
-
-
-def split_tables(blocks) -> list:
-    """Tables too long for one frame, cut into runs of rows that each repeat the header; figures too
-    tall for one frame, cut into runs of panel rows that each repeat the caption."""
-    per_frame = max(1, int((FRAME_BUDGET - 1.5) / TABLE_ROW_LINES))
-    out = []
-    for block in blocks:
-        if block.kind == "table" and len(block.rows) > per_frame:
-            out += [
-                dataclasses.replace(block, rows=block.rows[i : i + per_frame])
-                for i in range(0, len(block.rows), per_frame)
-            ]
-        elif block.kind == "figure" and block_lines(block) > FRAME_BUDGET:
-            chunks, used = [[]], 1.2
-            for row in figure_rows(block.panels):
-                if chunks[-1] and used + row_lines(row) > FRAME_BUDGET:
-                    chunks.append([])
-                    used = 1.2
-                chunks[-1] += row
-                used += row_lines(row)
-            out += [dataclasses.replace(block, panels=tuple(chunk)) for chunk in chunks]
-        else:
-            out.append(block)
-    return out
-
-
-def frames(blocks, printer=None) -> list[list]:
-    """Blocks packed into frames of at most FRAME_BUDGET lines, never splitting a block; a text that
-    ends a full frame (a caption such as "Image x2 (label bar):") moves on with the block it introduces.
-    ``printer`` (expression -> LaTeX) measures equations; without it they count as one line each."""
-    out, current, used = [], [], 0.0
-    for block in split_tables(blocks):
-        lines = block_lines(block, printer)
-        if current and used + lines > FRAME_BUDGET:
-            carry = []
-            while len(current) > 1 and current[-1].kind == "text":
-                carry.insert(0, current.pop())
-            out.append(current)
-            current, used = carry, sum(block_lines(b) for b in carry)
-        current.append(block)
-        used += lines
-    if current:
-        out.append(current)
-    return out
-
-
 def render_text(doc: Document, fmt: str, envs: dict | None = None) -> dict[str, str]:
     """File name -> content for one text format. ``envs`` (family -> Jinja environment) lets several
     formats share templates and printed pieces."""
@@ -254,13 +165,15 @@ def render_text(doc: Document, fmt: str, envs: dict | None = None) -> dict[str, 
     if fmt == "latex":
         return {f"{name}.tex": env.get_template("latex/document.tex.j2").render(doc=doc)}
     if fmt == "beamer":
-        return {f"{name}-slides.tex": env.get_template("beamer/slides.tex.j2").render(doc=doc)}
+        template = env.get_template("beamer/slides.tex.j2")
+        return {f"{name}-slides.tex": template.render(doc=doc, **template_context(doc, env.filters["math"]))}
     if fmt == "snippets":
         files = {}
         template = env.get_template("snippets/snippet.tex.j2")
         for section in doc.sections:
             if section.blocks:
-                files[f"snippets/{section.key}.tex"] = template.render(doc=doc, section=section)
+                items = reveal(section.blocks)[0]
+                files[f"snippets/{section.key}.tex"] = template.render(doc=doc, section=section, items=items)
         files["snippets/index.tex"] = env.get_template("snippets/index.tex.j2").render(
             doc=doc, files=[k.split("/", 1)[1] for k in files], sections=[s for s in doc.sections if s.blocks]
         )
@@ -323,11 +236,17 @@ def document_for(
     iterations: str = "all",
     fractions: bool | None = None,
     force: bool = False,
+    samples=None,
+    aspect: str = "16:9",
 ) -> Document:
-    """Check the scenario (SymPy against NumPy) and build its worked solution."""
+    """Check the scenario (SymPy against NumPy) and build its worked solution. ``samples`` (names, a list
+    or "img1,img2") are worked in full, the others only summarised; ``aspect`` is the slides'."""
     from ..document.builder import build_document
     from ..verify import check
 
+    samples = sample_list(sc, samples)
+    if aspect not in ASPECTS:
+        raise UsageError(f"--aspect: expected one of {', '.join(ASPECTS)}, got '{aspect}'")
     report = check(sc)
     if report.mismatches or report.missing:
         first = report.mismatches[0][0] if report.mismatches else report.missing[0]
@@ -348,8 +267,25 @@ def document_for(
         precision=precision if precision is not None else sc.display.get("precision", 3),
         fractions=fractions if fractions is not None else sc.display.get("fractions", False),
         iterations=iterations,
+        aspect=aspect,
+        samples=samples,
     )
     return build_document(report, settings)
+
+
+def sample_list(sc: Scenario, samples) -> tuple[str, ...] | None:
+    """--samples as a tuple of the scenario's sample names (None: every sample); UsageError names a
+    sample the scenario does not have."""
+    if samples is None:
+        return None
+    names = [n.strip() for n in samples.split(",")] if isinstance(samples, str) else [str(n) for n in samples]
+    known = [x.name for x in sc.inputs]
+    for name in names:
+        if name not in known:
+            raise UsageError(f"--samples: no sample '{name}' in {sc.name}; its samples are {', '.join(known)}")
+    if not names:
+        raise UsageError("--samples: name at least one sample")
+    return tuple(dict.fromkeys(names))
 
 
 def format_list(fmt) -> list[str]:
@@ -404,12 +340,16 @@ def render_to_dir(
     iterations: str = "all",
     fractions: bool | None = None,
     force: bool = False,
+    samples=None,
+    aspect: str = "16:9",
 ) -> list[Path]:
     """Check, build the document and write ``fmt`` (a format, or several: a list or "markdown,latex")
     into ``out``; returns the files written. Options left as None take the scenario's ``display``
-    hints (else summary, 3 decimals, decimals)."""
+    hints (else summary, 3 decimals, decimals). ``samples``: the samples worked in full (default all);
+    ``aspect``: of the slides, "16:9" or "4:3"."""
     formats = format_list(fmt)  # before the check: a bad name costs nothing
-    return write_formats(document_for(sc, detail, precision, iterations, fractions, force), formats, out)
+    doc = document_for(sc, detail, precision, iterations, fractions, force, samples, aspect)
+    return write_formats(doc, formats, out)
 
 
 def render_examples(out: str | Path, pdf: bool = True) -> list[Path]:
