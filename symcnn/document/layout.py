@@ -27,7 +27,7 @@ WHITE, BLUE, RED, BLACK = (255, 255, 255), (33, 102, 172), (178, 24, 43), (0, 0,
 WINDOW_COLOUR, MARK_COLOUR = (230, 159, 0), (0, 0, 0)  # orange window, black winners
 SERIES_COLOURS = ((0, 114, 178), (213, 94, 0), (0, 158, 115), (204, 121, 167), (230, 159, 0), (86, 180, 233))
 DASHES = ("", "4 2", "1 2")  # cycled after the colours run out
-CHART_W, CHART_H, CHART_LEFT, CHART_TOP = 180.0, 80.0, 30.0, 8.0  # two side by side on a slide
+CHART_W, CHART_H, CHART_LEFT, CHART_TOP = 180.0, 66.0, 30.0, 8.0  # two side by side on a slide
 MAX_NAME = 28  # series names longer than this are shortened in the chart legend
 
 

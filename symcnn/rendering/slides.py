@@ -20,7 +20,7 @@ PANEL_GAP_PT, PANEL_TITLE_PT, CAPTION_CHAR_PT = 13.0, 14.0, 5.4
 TABLE_ROW_LINES = 0.8  # a table row at the normal size, in slide lines
 SLIDE_LINE_CHARS = 150  # characters of LaTeX source that fill about one line of a slide
 NUMBERED_SCALE = 1.06  # pictures with numbers in their cells: 7 units become 7.4 pt
-SMALLER = (1.0, 0.9, 0.8)  # pictures without (charts, large maps): the largest that fits a frame
+SMALLER = (NUMBERED_SCALE, 1.0, 0.9, 0.8, 0.7)  # pictures without (charts, large maps): the largest that fits
 REVEALED = ("equation", "derivative")  # blocks uncovered step by step
 
 
@@ -71,7 +71,7 @@ class Part:
 
 def text_lines(text: str, page: Page) -> float:
     per_line = page.width / CAPTION_CHAR_PT
-    return 0.5 + 0.8 * -(-len(text) // int(per_line))
+    return 0.3 + 0.8 * -(-len(text) // int(per_line))
 
 
 def row_height(row, page: Page) -> float:
@@ -81,6 +81,11 @@ def row_height(row, page: Page) -> float:
     return TABLE_ROW_LINES * max(1, -(-int(width) // int(0.8 * page.width)))
 
 
+def caption_lines(figure, page: Page) -> float:
+    """A figure's caption and the space around the figure."""
+    return 0.4 + text_lines(figure.caption, page)
+
+
 def block_lines(block, page: Page, printer=None) -> float:
     """A rough height of a block in slide lines."""
     if block.kind == "matrix":
@@ -88,8 +93,8 @@ def block_lines(block, page: Page, printer=None) -> float:
     if block.kind == "table":
         return 1.5 + sum(row_height(row, page) for row in block.rows)
     if block.kind == "figure":
-        scale = getattr(block, "scale", 1.0)
-        return text_lines(block.caption, page) + sum(row_lines(r, scale) for r in figure_rows(block.panels, page, scale))
+        scale = getattr(block, "scale", NUMBERED_SCALE)
+        return caption_lines(block, page) + sum(row_lines(r, scale) for r in figure_rows(block.panels, page, scale))
     if block.kind == "text":
         return text_lines(block.text, page)
     if block.kind in REVEALED:
@@ -122,24 +127,56 @@ def row_lines(row, scale: float = 1.0) -> float:
 # ---------------------------------------------------------------- cutting into frames
 
 
+def numbered(panel) -> bool:
+    return getattr(panel, "texts", None) is not None
+
+
+def readable(panel, caption: float, page: Page):
+    """A heatmap whose numbers cannot be 7 pt on a frame (a map too tall at NUMBERED_SCALE) loses them:
+    it is drawn in colours only, smaller, as the larger maps are everywhere."""
+    if numbered(panel) and caption + row_lines([panel], NUMBERED_SCALE) > page.lines:
+        return dataclasses.replace(panel, texts=None)
+    return panel
+
+
+def panel_rows(panels, page: Page) -> list[list]:
+    """Rows of panels as wide as fit at NUMBERED_SCALE; a row never mixes panels with numbers and
+    colour-only ones (those may be drawn smaller)."""
+    rows, width = [], 0.0
+    for panel in panels:
+        w = drawing.layout(panel).width * NUMBERED_SCALE
+        if rows and numbered(rows[-1][-1]) == numbered(panel) and width + PANEL_GAP_PT + w <= page.width:
+            rows[-1].append(panel)
+            width += PANEL_GAP_PT + w
+        else:
+            rows.append([panel])
+            width = w
+    return rows
+
+
+def row_scale(row, caption: float, page: Page) -> float:
+    if any(numbered(p) for p in row):
+        return NUMBERED_SCALE
+    return next((k for k in SMALLER if caption + row_lines(row, k) <= page.lines), SMALLER[-1])
+
+
 def figure_chunks(figure, page: Page) -> list:
-    """A figure as runs of panel rows that each fit a frame (each repeating the caption). Panels with
-    numbers in their cells are drawn a little larger than in the article (the numbers at least 7 pt);
-    others as large as fits a frame."""
-    caption = text_lines(figure.caption, page)
-    if any(getattr(p, "texts", None) is not None for p in figure.panels):
-        scale = NUMBERED_SCALE
-    else:
-        fits = [k for k in SMALLER if all(caption + row_lines(r, k) <= page.lines for r in figure_rows(figure.panels, page, k))]
-        scale = fits[0] if fits else SMALLER[-1]
-    chunks, used = [[]], caption
-    for row in figure_rows(figure.panels, page, scale):
-        if chunks[-1] and used + row_lines(row, scale) > page.lines:
-            chunks.append([])
-            used = caption
-        chunks[-1] += row
-        used += row_lines(row, scale)
-    return [Scaled(dataclasses.replace(figure, panels=tuple(c)), scale) for c in chunks]
+    """A figure as runs of panel rows that each fit a frame (each repeating the caption), each run drawn
+    at one scale: NUMBERED_SCALE where cells carry numbers (7.4 pt), else the largest that fits."""
+    caption = caption_lines(figure, page)
+    panels = [readable(p, caption, page) for p in figure.panels]
+    chunks: list[tuple[float, list]] = []
+    used = caption
+    for row in panel_rows(panels, page):
+        scale = row_scale(row, caption, page)
+        lines = row_lines(row, scale)
+        if chunks and chunks[-1][0] == scale and used + lines <= page.lines:
+            chunks[-1][1].extend(row)
+            used += lines
+        else:
+            chunks.append((scale, list(row)))
+            used = caption + lines
+    return [Scaled(dataclasses.replace(figure, panels=tuple(run)), scale) for scale, run in chunks]
 
 
 def split_blocks(blocks, page: Page) -> list:
