@@ -7,8 +7,9 @@ import json
 import os
 import sys
 
-from . import FORMATS, __version__
 from .errors import SymcnnError
+from .rendering import FORMATS
+from .version import __version__
 
 SCENARIO_HELP = "a .yaml/.yml/.json scenario file, or the name of a built-in scenario (see `symcnn list`)"
 

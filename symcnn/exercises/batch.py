@@ -32,7 +32,8 @@ import yaml
 
 from ..errors import RenderError, UsageError
 from ..progress import progress, quiet
-from ..rendering.formats import LATEX_DELIMITERS, compile_pdf, have_tex, render_text, template_dir, write_formats
+from ..rendering.formats import compile_pdf, have_tex, render_text, write_formats
+from ..rendering.templates import LATEX_DELIMITERS, template_dir
 from ..scenario.model import Scenario
 from ..scenario.sources import load
 from . import gift, moodle
