@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -36,7 +37,7 @@ def hostile_scenario(folder: Path) -> Path:
         ).stdout
     )
     data.pop("claims", None)
-    data["title"] = f"Title {HOSTILE}"
+    data["title"] = f"Title {HOSTILE}\n\n::injected::{{#1}}\n"
     data["classes"] = [f"zebra {HOSTILE}", "cat ]]> {y}"]
     for x, name in zip(data["inputs"], ("zebra", "cat")):
         x["name"] = f"{name} <b>{{~=#:}}"
@@ -52,7 +53,8 @@ def batch(tmp_path_factory) -> Path:
     """Three variants of four-images, seed 5, in every LMS format (and the Markdown sheets)."""
     out = tmp_path_factory.mktemp("lms")
     assert (
-        exercise(out, "four-images", "--seed", "5", "--count", "3", "--format", "markdown,moodle", "--jobs", "2") == 0
+        exercise(out, "four-images", "--seed", "5", "--count", "3", "--format", "markdown,moodle,gift", "--jobs", "2")
+        == 0
     )
     return out
 
@@ -62,7 +64,8 @@ def hostile(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("hostile")
     scenario = hostile_scenario(out)
     assert (
-        exercise(out / "batch", str(scenario), "--seed", "3", "--count", "2", "--format", "moodle", "--jobs", "1") == 0
+        exercise(out / "batch", str(scenario), "--seed", "3", "--count", "2", "--format", "moodle,gift", "--jobs", "1")
+        == 0
     )
     return out / "batch"
 
@@ -197,6 +200,96 @@ def test_cdata_cannot_be_closed_by_its_content():
 def test_same_seed_same_moodle_bytes(batch, tmp_path):
     assert exercise(tmp_path, "four-images", "--seed", "5", "--count", "3", "--format", "moodle", "--jobs", "1") == 0
     assert (tmp_path / "moodle.xml").read_bytes() == (batch / "moodle.xml").read_bytes()
+
+
+# ----------------------------------------------------------------------------- GIFT
+
+GIFT_ESCAPES = {":": "&&058;", "#": "&&035;", "=": "&&061;", "{": "&&123;", "}": "&&125;", "~": "&&126;", "n": "&&010"}
+
+
+def read_gift(text: str) -> list[dict]:
+    """A small GIFT reader doing what Moodle's qformat_gift::readquestion does with our questions:
+    blank lines separate questions, // lines are comments, escapes become placeholders first, then
+    $CATEGORY, ::name::, [format], the first { } is the answer; numerical {#value:tolerance}."""
+    out, category = [], None
+    for block in text.split("\n\n"):
+        lines = [" " if line.strip().startswith("//") else line for line in block.split("\n")]
+        body = "\n".join(lines).strip()
+        if not body:
+            continue
+        body = body.replace("\\\\", "&&092;")
+        for char, placeholder in GIFT_ESCAPES.items():
+            body = body.replace("\\" + char, placeholder)
+        body = body.replace("&&092;", "\\")
+
+        def post(value: str) -> str:
+            for char, placeholder in GIFT_ESCAPES.items():
+                value = value.replace(placeholder, "\n" if char == "n" else char)
+            return value
+
+        if body.startswith("$CATEGORY:"):
+            category = body[10:].strip()
+            continue
+        assert body.startswith("::"), body[:80]
+        name, rest = body[2:].split("::", 1)
+        start, finish = rest.index("{"), rest.index("}")
+        assert finish > start and rest[finish + 1 :].strip() == "", "one answer, at the end"
+        answer = rest[start + 1 : finish].strip()
+        question = rest[:start]
+        assert question.startswith("[html]")
+        assert answer.startswith("#") and answer.count(":") == 1, answer
+        value, tol = answer[1:].split(":")
+        out.append(
+            {"category": category, "name": post(name), "html": post(question[6:]).strip(), "value": value, "tol": tol}
+        )
+    return out
+
+
+def test_gift_has_the_same_categories_and_answers_as_the_key(batch):
+    key = key_of(batch)
+    questions = read_gift((batch / "questions.gift").read_text(encoding="utf-8"))
+    assert len(questions) == 21
+    moodle = moodle_questions(batch)
+    assert [q["category"] for q in questions] == [c for c, _ in moodle]
+    assert [q["name"] for q in questions] == [q.findtext("name/text") for _, q in moodle]
+    for q in questions:
+        number, qid = q["name"].split(" variant ")[1].split()
+        item = key["variants"][number]["questions"][qid]
+        assert float(q["value"]) == item["value"] and float(q["tol"]) == item["tol"]
+    first = key["variants"]["1"]["questions"]["q1"]
+    values = values_of(batch, "1")
+    assert float(questions[0]["value"]) == lookup(values, first["path"])
+
+
+def test_gift_text_is_moodles_html_without_pictures(batch):
+    (_, first), *_ = moodle_questions(batch)
+    (gift, *_) = read_gift((batch / "questions.gift").read_text(encoding="utf-8"))
+    assert "<img" not in gift["html"] and "\\begin{bmatrix}" in gift["html"]
+    assert " \\\\ " in gift["html"]  # a matrix's row break survived GIFT's backslash rule
+    moodle = first.findtext("questiontext/text")
+    pictures = re.compile(r"<p><img [^\n]*</p>\n<p><em>[^\n]*</em></p>\n")
+    assert len(pictures.findall(moodle)) == 2  # the images, the filters
+    assert gift["html"] == " ".join(pictures.sub("", moodle).split("\n")).strip()
+
+
+def test_hostile_names_survive_gift_escaped(hostile):
+    questions = read_gift((hostile / "questions.gift").read_text(encoding="utf-8"))
+    key = key_of(hostile)
+    assert len(questions) == 14
+    for q in questions:
+        number, qid = q["name"].split(" variant ")[1].split()
+        item = key["variants"][number]["questions"][qid]
+        assert float(q["value"]) == item["value"] and float(q["tol"]) == item["tol"]
+    body = ET.fromstring(f"<body>{questions[0]['html']}</body>")
+    shown = "".join(body.itertext())
+    assert f"Classes: zebra {HOSTILE}, cat ]]> {{y}}." in shown
+    assert "Image cat <b>{~=#:} (label cat ]]> {y}):" in shown
+
+
+def test_gift_escapes_as_moodles_writer():
+    from symcnn.exercises.gift import escape_gift
+
+    assert escape_gift("a\\b #=~{}: c\nd\r") == "a\\\\b \\#\\=\\~\\{\\}\\: c\\nd"
 
 
 def test_unknown_format_is_one_error_line(tmp_path, capsys):
