@@ -42,6 +42,7 @@ from .algebra import (
     agrees,
     chain,
     comparable,
+    decimal,
     evaluate,
     exact,
     minus,
@@ -96,11 +97,6 @@ GRADIENT_OF = dict(
 
 
 # ---------------------------------------------------------------- exact numbers
-
-
-def decimal(number: float) -> Fraction:
-    """A decimal as written, exactly: 0.7 -> 7/10 (``algebra.exact``, as a Fraction)."""
-    return Fraction(repr(float(number)))
 
 
 def exact_array(values) -> np.ndarray:

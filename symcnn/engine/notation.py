@@ -30,19 +30,6 @@ NOTATION: dict[str, tuple[str, str | None]] = {
     "count": ("N", None),
 }
 
-# gradient kinds: d L / d <kind>
-GRADIENT_OF = (
-    "logit",
-    "dense_weight",
-    "dense_bias",
-    "feature",
-    "pooled",
-    "activated",
-    "conv",
-    "filter",
-    "filter_bias",
-)
-
 
 @dataclass(frozen=True)
 class SymbolInfo:

@@ -238,7 +238,3 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
 
     def _print_exp(self, expr):
         return self.el("msup", self.el("mi", text="e"), self._print(expr.args[0]))
-
-
-def to_mathml(expr, **settings) -> str:
-    return SymcnnMathMLPrinter(settings).doprint(expr)
