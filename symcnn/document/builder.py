@@ -27,7 +27,7 @@ from .model import (
     matrices,
     relu_display,
 )
-from .numbers import format_number
+from .numbers import plain_number
 from .pictures import Illustrator
 
 ACTIVATION_NAMES = {
@@ -116,7 +116,8 @@ class Builder:
         return Section("Setup", "setup", blocks, 1)
 
     def plain_number(self, number: float) -> str:
-        return format_number(exact(number), self.settings.precision)[0]
+        """A decimal of the scenario (a bias, the learning rate) as written: exact, so 0.7 stays 0.7."""
+        return plain_number(exact(number), self.settings.precision)
 
     def forward(self, step: StepDerivation, key: str) -> list[Section]:
         g, sc, N = step.groups, self.sc, self.N

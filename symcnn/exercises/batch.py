@@ -28,13 +28,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 import yaml
 
 from ..errors import RenderError, UsageError
 from ..progress import progress, quiet
 from ..rendering.formats import compile_pdf, have_tex, render_text, write_formats
-from ..rendering.templates import LATEX_DELIMITERS, template_dir
+from ..rendering.templates import LATEX_DELIMITERS, jinja_environment
 from ..scenario.model import Scenario
 from ..scenario.sources import load
 from . import gift, moodle, qti
@@ -171,14 +170,7 @@ def run_jobs(jobs: list[Job], workers: int) -> list[Built]:
 
 
 def class_tex(names: list[str]) -> str:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        **LATEX_DELIMITERS,
-    )
+    env = jinja_environment(**LATEX_DELIMITERS)
     return env.get_template("latex/class.tex.j2").render(variants=names)
 
 
