@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .display import Displayable
-from .errors import ScenarioError
+from .errors import ScenarioError, VerificationError
 from .scenario.model import Scenario, parse_path
 
 TEXT_KEYS = {"iteration", "sample", "label", "after", "scenario", "classes"}
@@ -179,6 +179,20 @@ def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12, thorough: bool 
     groups = tuple(GroupResult(n, counts[n], diffs[n], tuple(bad[n])) for n in counts)
     claims = tuple(ClaimResult(c.at, c.printed, float(derivation.value_at(c.at)), c.tol, c.note) for c in claims)
     return Report(sc, groups, claims, tuple(missing), rtol, atol, derivation)
+
+
+def checked(sc: Scenario, where: str = "") -> Report:
+    """``check(sc)`` where SymPy and NumPy must agree on every value (as before writing a document): else a
+    VerificationError naming the first value that differs, after ``where`` (e.g. the scenario's name)."""
+    report = check(sc)
+    if report.mismatches or report.missing:
+        first = report.mismatches[0][0] if report.mismatches else report.missing[0]
+        raise VerificationError(
+            f"{where}{first}: SymPy and NumPy disagree (and {len(report.mismatches) + len(report.missing) - 1} more); "
+            "`symcnn check` shows the table. A value exactly at a ReLU kink or a max-pool tie in exact "
+            "arithmetic but not in floating point does this."
+        )
+    return report
 
 
 def records_of(numeric: dict):
