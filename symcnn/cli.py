@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="markdown",
         metavar="F[,F...]",
         help="sheets: markdown (default), pdf or html; question banks for an LMS: moodle (moodle.xml), "
-        "gift (questions.gift); several, comma-separated",
+        "gift (questions.gift), qti (qti.zip, for Canvas); several, comma-separated",
     )
     p.add_argument("--jobs", "-j", default=None, metavar="J", help="worker processes (default: the number of cores)")
     p.set_defaults(func=cmd_exercise)
