@@ -386,4 +386,8 @@ def unique_slugs(names) -> list[str]:
 
 
 def build_document(report: Report, settings: Settings | None = None) -> Document:
+    if report.scenario.is_stack:  # a `layers` stack: one section per layer
+        from .stack_builder import build_stack_document
+
+        return build_stack_document(report, settings)
     return Builder(report, settings or Settings()).build()
