@@ -194,7 +194,7 @@ CASES = [
     case("missing-file", missing("nowhere.yaml"), FILE, "no such file", check=True),
     case("wrong-extension", raw("scenario.txt", base_text("yaml")), FILE, "expected a .yaml, .yml or .json file"),
     case("unknown-builtin", literal("four-imagez"), "four-imagez",
-         "no such file or built-in scenario (built-ins: four-images, mnist-like, zebra-cat)", check=True),
+         "no such file or built-in scenario (built-ins: four-images, lenet-like, mnist-like, two-conv, zebra-cat)", check=True),
     # --- non-finite and non-numeric numbers
     case("json-nan-pixel", scenario("json", ("inputs[0].pixels[1][2]", Raw("NaN"))),
          "inputs[0].pixels[1][2]", "expected a finite number, got nan", check=True),
