@@ -7,8 +7,9 @@ import json
 import os
 import sys
 
-from . import FORMATS, __version__
 from .errors import SymcnnError
+from .rendering import FORMATS
+from .version import __version__
 
 SCENARIO_HELP = "a .yaml/.yml/.json scenario file, or the name of a built-in scenario (see `symcnn list`)"
 
@@ -181,7 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--difficulty", default="easy", metavar="{easy,medium,hard}", help="easy (default), medium or hard")
     p.add_argument(
-        "--format", "-f", default="markdown", metavar="{markdown,pdf,html}", help="markdown (default), pdf or html"
+        "--format",
+        "-f",
+        default="markdown",
+        metavar="F[,F...]",
+        help="sheets: markdown (default), pdf or html; question banks for an LMS: moodle (moodle.xml), "
+        "gift (questions.gift); several, comma-separated",
     )
     p.add_argument("--jobs", "-j", default=None, metavar="J", help="worker processes (default: the number of cores)")
     p.set_defaults(func=cmd_exercise)

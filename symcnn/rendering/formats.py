@@ -11,83 +11,25 @@ import os
 import shutil
 import subprocess
 import tempfile
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import jinja2
 
-from .. import FORMATS, escape
+from .. import escape
 from ..document.model import Document, Matrix, Settings
+from ..document.numbers import format_number
 from ..errors import RenderError, UsageError, VerificationError
 from ..scenario.model import Scenario
-from . import drawing
-from .latex import SymcnnLatexPrinter, format_number
+from . import FORMATS, drawing
+from .latex import SymcnnLatexPrinter
+from .templates import LATEX_DELIMITERS, jinja_environment, printer_settings
 
-LATEX_DELIMITERS = dict(
-    block_start_string=r"\BLOCK{",
-    block_end_string="}",
-    variable_start_string=r"\VAR{",
-    variable_end_string="}",
-    comment_start_string=r"\#{",
-    comment_end_string="}",
-    line_comment_prefix="%#",
-)
 LINES_PER_VALUE, LINES_PER_PAGE = 4, 50  # an expanded equation takes about 4 lines of an A4 page
 MAX_FULL_PAGES = 200  # --detail full beyond this asks for --force
 FRAME_BUDGET = 11.0  # lines of a Beamer frame body
 TABLE_ROW_LINES = 0.7  # a \footnotesize table row, in frame lines
 SLIDE_SCALE = 0.75  # pictures on slides, of their size in the article
 SLIDE_WIDTH_PT, SLIDE_LINE_PT, PANEL_GAP_PT, PANEL_TITLE_PT = 390.0, 18.0, 13.0, 12.0
-
-
-def template_dir() -> Path:
-    packaged = resources.files("symcnn") / "templates"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "templates"  # a source checkout
-
-
-@cache
-def template_cache() -> jinja2.BytecodeCache | None:
-    """Compiled templates kept between runs (as Python keeps __pycache__), in the user's cache folder;
-    Jinja checks each against its template's source. None where that folder cannot be written."""
-    from .. import __version__
-
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    folder = root / "symcnn" / __version__ / "templates"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return None
-    return jinja2.FileSystemBytecodeCache(str(folder))
-
-
-def jinja_environment(autoescape=False, **options) -> jinja2.Environment:
-    """The one way our templates are loaded: the packaged folder, strict about undefined names, compiled
-    templates cached. ``autoescape`` for HTML and SVG; LaTeX passes its own delimiters in ``options``."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        bytecode_cache=template_cache(),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=autoescape,
-        **options,
-    )
-
-
-def printer_settings(doc: Document) -> dict:
-    """What every printer of a document needs to know (its symbols, rounding, fractions, sample tags)."""
-    return {
-        "notation": doc.notation,
-        "precision": doc.settings.precision,
-        "fractions": doc.settings.fractions,
-        "show_sample": doc.show_sample,
-    }
 
 
 def environment(family: str, doc: Document) -> jinja2.Environment:
