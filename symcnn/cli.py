@@ -66,11 +66,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_examples(args: argparse.Namespace) -> int:
     """Render every built-in scenario in every format into OUT/<name>/ (what output/ holds)."""
-    from .rendering.formats import TEX_PACKAGES, have_tex, render_examples
+    from .rendering.formats import have_tex, render_examples, tex_fix
 
     pdf = not args.no_pdf and have_tex()
     if not args.no_pdf and not pdf:
-        print(f"warning: no latexmk/pdflatex, PDFs skipped (Debian: apt-get install {TEX_PACKAGES})", file=sys.stderr)
+        print(f"warning: no latexmk/pdflatex, PDFs skipped ({tex_fix()})", file=sys.stderr)
     for path in render_examples(args.out, pdf=pdf):
         print(path)
     return 0
@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="markdown",
         metavar="F[,F...]",
         help="sheets: markdown (default), pdf or html; question banks for an LMS: moodle (moodle.xml), "
-        "gift (questions.gift); several, comma-separated",
+        "gift (questions.gift), qti (qti.zip, for Canvas); several, comma-separated",
     )
     p.add_argument("--jobs", "-j", default=None, metavar="J", help="worker processes (default: the number of cores)")
     p.set_defaults(func=cmd_exercise)

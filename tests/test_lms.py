@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -53,7 +55,9 @@ def batch(tmp_path_factory) -> Path:
     """Three variants of four-images, seed 5, in every LMS format (and the Markdown sheets)."""
     out = tmp_path_factory.mktemp("lms")
     assert (
-        exercise(out, "four-images", "--seed", "5", "--count", "3", "--format", "markdown,moodle,gift", "--jobs", "2")
+        exercise(
+            out, "four-images", "--seed", "5", "--count", "3", "--format", "markdown,moodle,gift,qti", "--jobs", "2"
+        )
         == 0
     )
     return out
@@ -64,7 +68,9 @@ def hostile(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("hostile")
     scenario = hostile_scenario(out)
     assert (
-        exercise(out / "batch", str(scenario), "--seed", "3", "--count", "2", "--format", "moodle,gift", "--jobs", "1")
+        exercise(
+            out / "batch", str(scenario), "--seed", "3", "--count", "2", "--format", "moodle,gift,qti", "--jobs", "1"
+        )
         == 0
     )
     return out / "batch"
@@ -290,6 +296,93 @@ def test_gift_escapes_as_moodles_writer():
     from symcnn.exercises.gift import escape_gift
 
     assert escape_gift("a\\b #=~{}: c\nd\r") == "a\\\\b \\#\\=\\~\\{\\}\\: c\\nd"
+
+
+# ----------------------------------------------------------------------------- QTI 1.2 (Canvas)
+
+QTI = "{http://www.imsglobal.org/xsd/ims_qtiasiv1p2}"
+CP = "{http://www.imsglobal.org/xsd/imsccv1p1/imscp_v1p1}"
+
+
+def qti_sections(folder: Path) -> list[ET.Element]:
+    with zipfile.ZipFile(folder / "qti.zip") as package:
+        assert package.testzip() is None
+        manifest = ET.fromstring(package.read("imsmanifest.xml"))
+        (resource,) = manifest.iter(f"{CP}resource")
+        assert resource.get("type") == "imsqti_xmlv1p2"
+        (href,) = [f.get("href") for f in resource.iter(f"{CP}file")]
+        assert sorted(package.namelist()) == sorted(["imsmanifest.xml", href])
+        root = ET.fromstring(package.read(href))
+    assert root.tag == f"{QTI}questestinterop"
+    (assessment,) = root.findall(f"{QTI}assessment")
+    (outer,) = assessment.findall(f"{QTI}section")
+    return outer.findall(f"{QTI}section")
+
+
+def qti_answer(item: ET.Element) -> tuple[float, float, float]:
+    """(varequal, vargte, varlte) of a numerical item, after checking how it asks and scores."""
+    fields = {
+        f.findtext(f"{QTI}fieldlabel"): f.findtext(f"{QTI}fieldentry") for f in item.iter(f"{QTI}qtimetadatafield")
+    }
+    assert fields["question_type"] == "numerical_question"
+    (fib,) = item.iter(f"{QTI}render_fib")
+    assert fib.get("fibtype") == "Decimal"
+    (condition,) = item.iter(f"{QTI}respcondition")
+    assert condition.findtext(f"{QTI}setvar") == "100"
+    (either,) = condition.find(f"{QTI}conditionvar").findall(f"{QTI}or")
+    exact = either.find(f"{QTI}varequal")
+    low, high = either.find(f"{QTI}and/{QTI}vargte"), either.find(f"{QTI}and/{QTI}varlte")
+    assert exact.get("respident") == low.get("respident") == high.get("respident") == "response1"
+    return float(exact.text), float(low.text), float(high.text)
+
+
+def test_qti_has_a_section_drawing_one_variant_per_question(batch):
+    key = key_of(batch)
+    sections = qti_sections(batch)
+    assert len(sections) == 7
+    values = {n: values_of(batch, n) for n in ("1", "2", "3")}
+    for qid, section in zip(key["variants"]["1"]["questions"], sections):
+        assert section.findtext(f"{QTI}selection_ordering/{QTI}selection/{QTI}selection_number") == "1"
+        items = section.findall(f"{QTI}item")
+        assert [i.get("title") for i in items] == [f"four-images-seed5-easy variant {n} {qid}" for n in (1, 2, 3)]
+        for n, item in zip(("1", "2", "3"), items):
+            entry = key["variants"][n]["questions"][qid]
+            exact, low, high = qti_answer(item)
+            assert exact == entry["value"] == lookup(values[n], entry["path"])
+            assert math.isclose((high - low) / 2, entry["tol"], rel_tol=1e-9)
+            assert math.isclose((high + low) / 2, entry["value"], rel_tol=1e-9, abs_tol=1e-12)
+    idents = [e.get("ident") for s in sections for e in [s, *s.findall(f"{QTI}item")]]
+    assert len(idents) == len(set(idents)) == 7 + 21
+
+
+def test_qti_text_is_html_with_inline_pictures(batch):
+    item = qti_sections(batch)[0].find(f"{QTI}item")
+    mattext = next(item.iter(f"{QTI}mattext"))
+    assert mattext.get("texttype") == "text/html"
+    body = ET.fromstring(f"<body>{mattext.text}</body>")  # the HTML, unescaped once by the XML parser
+    sources = [img.get("src") for img in body.iter("img")]
+    assert len(sources) == 6 and all(src.startswith("data:image/svg+xml;base64,") for src in sources)
+    for src in sources:
+        ET.fromstring(base64.b64decode(src.split(",", 1)[1]).decode("utf-8").split("\n", 1)[1])
+
+
+def test_hostile_names_survive_qti_escaped(hostile):
+    sections = qti_sections(hostile)
+    key = key_of(hostile)
+    for section in sections:
+        for item in section.findall(f"{QTI}item"):
+            number, qid = item.get("title").split(" variant ")[1].split()
+            exact, _, _ = qti_answer(item)
+            assert exact == key["variants"][number]["questions"][qid]["value"]
+    mattext = next(sections[0].iter(f"{QTI}mattext")).text
+    shown = "".join(ET.fromstring(f"<body>{mattext}</body>").itertext())
+    assert f"Classes: zebra {HOSTILE}, cat ]]> {{y}}." in shown
+
+
+def test_same_seed_same_qti_and_gift_bytes(batch, tmp_path):
+    assert exercise(tmp_path, "four-images", "--seed", "5", "--count", "3", "--format", "qti,gift", "--jobs", "1") == 0
+    for name in ("qti.zip", "questions.gift"):
+        assert (tmp_path / name).read_bytes() == (batch / name).read_bytes()
 
 
 def test_unknown_format_is_one_error_line(tmp_path, capsys):

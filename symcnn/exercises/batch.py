@@ -9,9 +9,10 @@ and its part of the answer key, built in parallel over the machine's cores.
     OUT/class.pdf                    pdf only: every student sheet, the key, then every solution, to print
     OUT/moodle.xml                   --format moodle: a Moodle XML question bank (moodle.py)
     OUT/questions.gift               --format gift: the same in Moodle's GIFT text format (gift.py)
+    OUT/qti.zip                      --format qti: the same as a QTI 1.2 package for Canvas (qti.py)
 
 ``--format`` takes several formats, comma-separated: sheet formats (markdown, pdf, html) write the sheets
-and the key table; LMS formats (moodle, gift) write one question bank of the whole batch. Without a sheet
+and the key table; LMS formats (moodle, gift, qti) write one question bank of the whole batch. Without a sheet
 format a variant's folder holds its scenario file only.
 
 Everything is written into a staging folder inside OUT and moved in when the whole batch is done,
@@ -36,7 +37,7 @@ from ..rendering.formats import compile_pdf, have_tex, render_text, write_format
 from ..rendering.templates import LATEX_DELIMITERS, template_dir
 from ..scenario.model import Scenario
 from ..scenario.sources import load
-from . import gift, moodle
+from . import gift, moodle, qti
 from .lms import Batch, Item, build_item
 from .questions import choose_questions, key_entry
 from .sheets import checked_report, key_document, quantity_at, settings_for, solution_document, student_document
@@ -44,7 +45,11 @@ from .variants import DIFFICULTIES, draw_variant
 
 DEFAULT_SCENARIO = "four-images"
 SHEET_FORMATS = {"markdown": "markdown", "pdf": "latex", "html": "html"}  # --format -> document format
-LMS_FORMATS = {"moodle": moodle, "gift": gift}  # --format -> its module: write(Batch) -> {file: bytes}, PICTURES
+LMS_FORMATS = {
+    "moodle": moodle,
+    "gift": gift,
+    "qti": qti,
+}  # --format -> its module: write(Batch) -> {file: bytes}, PICTURES
 KEY_FORMAT = "symcnn exercise key 1"
 
 
