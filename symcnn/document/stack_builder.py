@@ -11,9 +11,10 @@ from ..engine.stack import Record
 from ..escape import slug
 from ..progress import progress
 from ..verify import Report
-from .builder import ACTIVATION_NAMES, UPDATE_NAMES, WIDE_CLASSES, unique_slugs
+from .builder import Builder
 from .layout import heatmap
 from .model import Cell, Document, Figure, Section, Settings, Table, Text, cells_to_show, equation, matrices, values_of
+from .names import ACTIVATION_NAMES, UPDATE_NAMES, WIDE_CLASSES, unique_slugs
 from .pictures import plain_number
 
 FLIPPED = (
@@ -215,10 +216,11 @@ class StackBuilder:
             if layer.layer == "conv":
                 blocks.append(
                     Text(
-                        "The gradient into the layer's input: each input cell collects dL/dz of every output cell whose "
-                        "window covered it, times the filter entry that met it, "
+                        "The gradient into the layer's input: each input cell collects dL/dz of every output "
+                        "cell whose window covered it, times the filter entry that met it, "
                         "dL/dx[c, r, q] = sum over k, i, j of dL/dz[k, i, j] w[k, c, r - i s + p, q - j s + p]: "
-                        "the full correlation of dL/dz (dilated by the stride, padded) with the filter rotated by 180 degrees."
+                        "the full correlation of dL/dz (dilated by the stride, padded) with the filter "
+                        "rotated by 180 degrees."
                     )
                 )
                 blocks.append(Text(FLIPPED))
@@ -337,7 +339,8 @@ class StackBuilder:
                 "verification",
                 [
                     Text(
-                        f"{report.compared} values were derived twice, exactly with SymPy and in floating point with NumPy; "
+                        f"{report.compared} values were derived twice, exactly with SymPy and in floating point "
+                        "with NumPy; "
                         f"they agree to {report.max_diff:.1g} at most "
                         f"(tolerance: relative {report.rtol:g}, absolute {report.atol:g})."
                     )
@@ -368,5 +371,7 @@ class StackBuilder:
         )
 
 
-def build_stack_document(report: Report, settings: Settings | None = None) -> Document:
-    return StackBuilder(report, settings or Settings()).build()
+def build_any_document(report: Report, settings: Settings | None = None) -> Document:
+    """The worked solution: per layer for a `layers` stack, the article's layout for the legacy keys."""
+    builder = StackBuilder if report.scenario.is_stack else Builder
+    return builder(report, settings or Settings()).build()
