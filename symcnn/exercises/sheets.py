@@ -12,8 +12,9 @@ import dataclasses
 
 import sympy
 
-from ..document.builder import Builder, build_document, section_key, unique_slugs
+from ..document.builder import Builder, build_document, section_key
 from ..document.model import Cell, Document, Formula, Section, Settings, Table, Text, equation, relu_display
+from ..document.names import unique_slugs
 from ..errors import VerificationError
 from ..scenario.model import Scenario, parse_path
 from ..verify import Report
