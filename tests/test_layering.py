@@ -2,7 +2,7 @@
 
 Tiers, lowest first; a module may import its own tier and the tiers below it, never above:
 
-    leaves     errors, escape, progress, display, version, scenario.checks
+    leaves     errors, escape, progress, display, version, scenario.checks, system
     layers     symcnn/layers/: one module per layer kind and their registry
     scenario   model, sources, digits (scenario.model parses each layer through symcnn.layers)
     engine     numeric, exact, algebra, notation
@@ -33,6 +33,7 @@ TIERS = {
         "symcnn.display",
         "symcnn.version",
         "symcnn.scenario.checks",
+        "symcnn.system",
     ),
     "layers": ("symcnn.layers",),
     "scenario": ("symcnn.scenario",),
