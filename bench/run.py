@@ -240,8 +240,10 @@ def torch_floor(data: dict) -> float | None:
             layers.append((kind, body, [as_t(body["weights"]), as_t(body["biases"])]))
         else:
             layers.append((kind, body, []))
-    samples = [(as_t(s["pixels"]).reshape(-1, *np.shape(s["pixels"])[-2:]), data["classes"].index(s["label"]))
-               for s in data["inputs"]]
+    samples = [
+        (as_t(s["pixels"]).reshape(-1, *np.shape(s["pixels"])[-2:]), data["classes"].index(s["label"]))
+        for s in data["inputs"]
+    ]
     eta = data["training"]["learning_rate"]
 
     def one_pass() -> None:
@@ -305,14 +307,19 @@ def stack_rows(symcnn: list[str]) -> list[str]:
             f"| `symcnn {key}` | {wall:.3f} s wall, {cpu:.3f} s CPU | {wall / base_wall:.2f}× wall, "
             f"{cpu / base_cpu:.2f}× CPU |"
         )
-    lines.append(f"| lenet-like: read the YAML (in-process) | {fmt(read, CAP)} wall, {fmt(read_cpu, CAP)} CPU | "
-                 f"{read / base_wall:.2f}× wall, {read_cpu / base_cpu:.2f}× CPU |")
-    lines.append(f"| lenet-like: validate the data read (in-process) | {fmt(validate, CAP)} | "
-                 f"{validate / base_wall:.2f}× |")
+    lines.append(
+        f"| lenet-like: read the YAML (in-process) | {fmt(read, CAP)} wall, {fmt(read_cpu, CAP)} CPU | "
+        f"{read / base_wall:.2f}× wall, {read_cpu / base_cpu:.2f}× CPU |"
+    )
+    lines.append(
+        f"| lenet-like: validate the data read (in-process) | {fmt(validate, CAP)} | {validate / base_wall:.2f}× |"
+    )
     lines.append(f"| lenet-like: NumPy run (in-process, floor) | {fmt(floor, CAP)} | {floor / base_wall:.2f}× |")
     torch_cell = "torch not installed" if torch_time is None else fmt(torch_time, CAP)
     torch_ratio = "—" if torch_time is None else f"{torch_time / base_wall:.2f}×"
-    lines.append(f"| lenet-like: PyTorch float64 forward+backward+SGD (in-process, floor) | {torch_cell} | {torch_ratio} |")
+    lines.append(
+        f"| lenet-like: PyTorch float64 forward+backward+SGD (in-process, floor) | {torch_cell} | {torch_ratio} |"
+    )
     return lines
 
 

@@ -18,8 +18,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["reference_run", "reference_stack_run", "conv_input_gradient_scatter", "stack_spec",
-           "forward", "backward", "pool_geometry"]
+__all__ = [
+    "reference_run",
+    "reference_stack_run",
+    "conv_input_gradient_scatter",
+    "stack_spec",
+    "forward",
+    "backward",
+    "pool_geometry",
+]
 
 
 # ----------------------------------------------------------------------------- settings
@@ -188,16 +195,18 @@ def _as_chw(array: Any) -> np.ndarray:
     return x[None, :, :] if x.ndim == 2 else x
 
 
-def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, W: np.ndarray, B: np.ndarray,
-            label_index: int, settings: dict) -> dict:
+def forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, W: np.ndarray, B: np.ndarray, label_index: int, settings: dict
+) -> dict:
     """Forward pass of one input x (C x H x W) with filters w (K x C x kh x kw)."""
     xp = _pad(x, settings["padding"])
     z, z_magnitude = _conv(xp, w, b, settings["stride"])
     a = _activate(z, settings["activation"], settings["slope"])
     geometry = pool_geometry(settings["pool"], z.shape[1], z.shape[2])
     q, routes = _pool_forward(a, geometry)
-    f = np.array([q[k, i, j] for k in range(q.shape[0]) for i in range(q.shape[1])
-                  for j in range(q.shape[2])])  # filter-major, then row-major
+    f = np.array(
+        [q[k, i, j] for k in range(q.shape[0]) for i in range(q.shape[1]) for j in range(q.shape[2])]
+    )  # filter-major, then row-major
     s = np.zeros(W.shape[0])
     for c in range(W.shape[0]):
         total = 0.0
@@ -206,8 +215,18 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, W: np.ndarray, B: np.nd
         s[c] = total + B[c]
     p, log_sum_exp = _log_softmax_parts(s)
     L = log_sum_exp - s[label_index]  # -log p_y, stably
-    return {"xp": xp, "z": z, "z_magnitude": z_magnitude, "a": a, "q": q, "routes": routes,
-            "f": f, "s": s, "p": p, "L": L}
+    return {
+        "xp": xp,
+        "z": z,
+        "z_magnitude": z_magnitude,
+        "a": a,
+        "q": q,
+        "routes": routes,
+        "f": f,
+        "s": s,
+        "p": p,
+        "L": L,
+    }
 
 
 def backward(fwd: dict, w: np.ndarray, W: np.ndarray, label_index: int, settings: dict) -> dict:
@@ -286,12 +305,10 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
     update_mode = training.get("update", "per_sample")
     update_filters = bool(training.get("update_filters", False))
 
-    samples = [(spec["name"], spec["label"], _as_chw(spec["pixels"]))
-               for spec in scenario["inputs"]]
+    samples = [(spec["name"], spec["label"], _as_chw(spec["pixels"])) for spec in scenario["inputs"]]
 
     def filters_as_given(array: np.ndarray) -> list:
-        return [_tolist(array[k, 0]) if filter_ndims[k] == 2 else _tolist(array[k])
-                for k in range(array.shape[0])]
+        return [_tolist(array[k, 0]) if filter_ndims[k] == 2 else _tolist(array[k]) for k in range(array.shape[0])]
 
     def apply_update(dW, dB, dw, db) -> None:
         nonlocal W, B, w, b
@@ -302,9 +319,14 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
             b = b - eta * db
 
     def snapshot(iteration: int, after: str | None) -> dict:
-        return {"iteration": iteration, "after": after,
-                "dense_weights": _tolist(W), "dense_biases": _tolist(B),
-                "filters": filters_as_given(w), "filter_biases": _tolist(b)}
+        return {
+            "iteration": iteration,
+            "after": after,
+            "dense_weights": _tolist(W),
+            "dense_biases": _tolist(B),
+            "filters": filters_as_given(w),
+            "filter_biases": _tolist(b),
+        }
 
     steps: list[dict] = []
     updates: list[dict] = []
@@ -314,17 +336,25 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
             y_index = classes.index(label)
             fwd = forward(x, w, b, W, B, y_index, settings)
             grads = backward(fwd, w, W, y_index, settings)
-            steps.append({
-                "iteration": iteration, "sample": name, "label": label,
-                "conv": _tolist(fwd["z"]), "activated": _tolist(fwd["a"]),
-                "pooled": _tolist(fwd["q"]), "features": _tolist(fwd["f"]),
-                "logits": _tolist(fwd["s"]), "probs": _tolist(fwd["p"]), "loss": float(fwd["L"]),
-                "grad_logits": _tolist(grads["dL_ds"]),
-                "grad_dense_weights": _tolist(grads["dL_dW"]),
-                "grad_dense_biases": _tolist(grads["dL_dB"]),
-                "grad_filters": filters_as_given(grads["dL_dw"]),
-                "grad_filter_biases": _tolist(grads["dL_db"]),
-            })
+            steps.append(
+                {
+                    "iteration": iteration,
+                    "sample": name,
+                    "label": label,
+                    "conv": _tolist(fwd["z"]),
+                    "activated": _tolist(fwd["a"]),
+                    "pooled": _tolist(fwd["q"]),
+                    "features": _tolist(fwd["f"]),
+                    "logits": _tolist(fwd["s"]),
+                    "probs": _tolist(fwd["p"]),
+                    "loss": float(fwd["L"]),
+                    "grad_logits": _tolist(grads["dL_ds"]),
+                    "grad_dense_weights": _tolist(grads["dL_dW"]),
+                    "grad_dense_biases": _tolist(grads["dL_dB"]),
+                    "grad_filters": filters_as_given(grads["dL_dw"]),
+                    "grad_filter_biases": _tolist(grads["dL_db"]),
+                }
+            )
             if conv_magnitudes:
                 steps[-1]["conv_magnitude"] = _tolist(fwd["z_magnitude"])
             parts = (grads["dL_dW"], grads["dL_dB"], grads["dL_dw"], grads["dL_db"])
@@ -344,11 +374,9 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
     final = []
     for name, label, x in samples:
         fwd = forward(x, w, b, W, B, classes.index(label), settings)
-        final.append({"sample": name, "logits": _tolist(fwd["s"]), "probs": _tolist(fwd["p"]),
-                      "loss": float(fwd["L"])})
+        final.append({"sample": name, "logits": _tolist(fwd["s"]), "probs": _tolist(fwd["p"]), "loss": float(fwd["L"])})
 
-    return {"scenario": scenario["name"], "classes": classes,
-            "steps": steps, "updates": updates, "final": final}
+    return {"scenario": scenario["name"], "classes": classes, "steps": steps, "updates": updates, "final": final}
 
 
 # ============================================================================= network stacks
@@ -379,22 +407,26 @@ def stack_spec(scenario: dict) -> list[dict]:
         layer = {"kind": kind, "name": name or f"{kind}{counts[kind]}"}
         if kind == "conv":
             ndims = [np.array(f["weights"], dtype=np.float64).ndim for f in body["filters"]]
-            layer.update(stride=int(body.get("stride", 1)), padding=int(body.get("padding", 0)), ndims=ndims,
-                         w=np.array([_as_chw(f["weights"]) for f in body["filters"]]),
-                         b=np.array([float(f.get("bias", 0.0)) for f in body["filters"]]))
+            layer.update(
+                stride=int(body.get("stride", 1)),
+                padding=int(body.get("padding", 0)),
+                ndims=ndims,
+                w=np.array([_as_chw(f["weights"]) for f in body["filters"]]),
+                b=np.array([float(f.get("bias", 0.0)) for f in body["filters"]]),
+            )
         elif kind == "activation":
             layer["activation"] = _activation_spec(body)
         elif kind == "pool":
             layer["pool"] = body
         else:
-            layer.update(w=np.array(body["weights"], dtype=np.float64),
-                         b=np.array(body["biases"], dtype=np.float64))
+            layer.update(w=np.array(body["weights"], dtype=np.float64), b=np.array(body["biases"], dtype=np.float64))
         out.append(layer)
     return out
 
 
-def conv_input_gradient_scatter(g: np.ndarray, w: np.ndarray, stride: int, padding: int,
-                                shape: tuple[int, int, int]) -> np.ndarray:
+def conv_input_gradient_scatter(
+    g: np.ndarray, w: np.ndarray, stride: int, padding: int, shape: tuple[int, int, int]
+) -> np.ndarray:
     """dL/dx (C x H x W) of a conv layer by the chain rule itself: output cell (k, i, j) read
     x_padded[c, i*stride + u, j*stride + v] with weight w[k, c, u, v]."""
     channels, height, width = shape
@@ -508,8 +540,10 @@ def reference_stack_run(scenario: dict, magnitudes: bool = False) -> dict:
     update_filters = bool(training.get("update_filters", False))
     params = [(layer["w"].copy(), layer["b"].copy()) if "w" in layer else None for layer in layers]
     learns = [layer["kind"] == "dense" or (layer["kind"] == "conv" and update_filters) for layer in layers]
-    samples = [(spec["name"], spec["label"], _as_chw(spec["pixels"]), np.array(spec["pixels"]).ndim)
-               for spec in scenario["inputs"]]
+    samples = [
+        (spec["name"], spec["label"], _as_chw(spec["pixels"]), np.array(spec["pixels"]).ndim)
+        for spec in scenario["inputs"]
+    ]
 
     def one(x: np.ndarray, label: str, backward: bool) -> dict:
         records, s = _stack_forward(layers, params, x)
@@ -543,9 +577,15 @@ def reference_stack_run(scenario: dict, magnitudes: bool = False) -> dict:
                 params[n] = (params[n][0] - eta * scale * g[0], params[n][1] - eta * scale * g[1])
 
     def snapshot(iteration: int, after: str | None) -> dict:
-        return {"iteration": iteration, "after": after, "layers": [
-            {"name": layer["name"], "weights": _weights_as_given(layer, p[0]), "biases": _tolist(p[1])}
-            for layer, p, learn in zip(layers, params, learns) if learn]}
+        return {
+            "iteration": iteration,
+            "after": after,
+            "layers": [
+                {"name": layer["name"], "weights": _weights_as_given(layer, p[0]), "biases": _tolist(p[1])}
+                for layer, p, learn in zip(layers, params, learns)
+                if learn
+            ],
+        }
 
     steps, updates = [], []
     for iteration in range(1, int(training.get("iterations", 1)) + 1):
@@ -553,26 +593,42 @@ def reference_stack_run(scenario: dict, magnitudes: bool = False) -> dict:
         for name, label, x, ndim in samples:
             values = one(x, label, True)
             dx = values["grad_input"]
-            steps.append({"iteration": iteration, "sample": name, "label": label,
-                          "layers": entries(values["records"], True),
-                          "grad_input": _tolist(dx[0] if ndim == 2 else dx),
-                          "logits": _tolist(values["logits"]), "probs": _tolist(values["probs"]),
-                          "loss": values["loss"], "grad_logits": _tolist(values["grad_logits"])})
+            steps.append(
+                {
+                    "iteration": iteration,
+                    "sample": name,
+                    "label": label,
+                    "layers": entries(values["records"], True),
+                    "grad_input": _tolist(dx[0] if ndim == 2 else dx),
+                    "logits": _tolist(values["logits"]),
+                    "probs": _tolist(values["probs"]),
+                    "loss": values["loss"],
+                    "grad_logits": _tolist(values["grad_logits"]),
+                }
+            )
             grads = [rec["grads"] for rec in values["records"]]
             if mode == "per_sample":
                 step(grads, 1.0)
                 updates.append(snapshot(iteration, name))
             else:
-                total = grads if total is None else [
-                    None if g is None else (t[0] + g[0], t[1] + g[1]) for t, g in zip(total, grads)]
+                total = (
+                    grads
+                    if total is None
+                    else [None if g is None else (t[0] + g[0], t[1] + g[1]) for t, g in zip(total, grads)]
+                )
         if mode != "per_sample":
             step(total, 1.0 / len(samples) if mode == "batch_mean" else 1.0)
             updates.append(snapshot(iteration, None))
     final = []
     for name, label, x, _ in samples:
         values = one(x, label, False)
-        final.append({"sample": name, "layers": entries(values["records"], False),
-                      "logits": _tolist(values["logits"]), "probs": _tolist(values["probs"]),
-                      "loss": values["loss"]})
-    return {"scenario": scenario["name"], "classes": classes, "steps": steps, "updates": updates,
-            "final": final}
+        final.append(
+            {
+                "sample": name,
+                "layers": entries(values["records"], False),
+                "logits": _tolist(values["logits"]),
+                "probs": _tolist(values["probs"]),
+                "loss": values["loss"],
+            }
+        )
+    return {"scenario": scenario["name"], "classes": classes, "steps": steps, "updates": updates, "final": final}

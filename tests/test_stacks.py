@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +23,16 @@ from symcnn.cli import main
 from symcnn.scenario.sources import read_source
 
 try:
-    from reference import conv_input_gradient_scatter, reference_stack_run, stack_spec
-    from test_properties import assert_same, first_difference
+    from reference import conv_input_gradient_scatter, reference_run, reference_stack_run, stack_spec
+    from test_bad_input import DELETE, assert_rejected, put, run_cli
+    from test_bad_input import Case as BadCase
+    from test_properties import assert_same
 except ImportError:  # tests/ imported as a package
-    from tests.reference import conv_input_gradient_scatter, reference_stack_run, stack_spec
-    from tests.test_properties import assert_same, first_difference
+    from tests.reference import conv_input_gradient_scatter, reference_run, reference_stack_run, stack_spec
+    from tests.test_bad_input import DELETE, assert_rejected, put, run_cli
+    from tests.test_bad_input import Case as BadCase
+    from tests.test_properties import assert_same
 
-ROOT = Path(__file__).resolve().parents[1]
 TWO_CONV: dict = read_source("two-conv")[0]
 LEGACY = ("four-images", "zebra-cat", "mnist-like")
 STACK_SETTINGS = settings(
@@ -103,8 +103,10 @@ def torch_stack_run(scenario: dict, grid: float | None = None) -> dict:
     mode = training.get("update", "per_sample")
     update_filters = bool(training.get("update_filters", False))
     learns = [layer["kind"] == "dense" or (layer["kind"] == "conv" and update_filters) for layer in layers]
-    params = [(torch.tensor(layer["w"], dtype=dtype), torch.tensor(layer["b"], dtype=dtype))
-              if "w" in layer else None for layer in layers]
+    params = [
+        (torch.tensor(layer["w"], dtype=dtype), torch.tensor(layer["b"], dtype=dtype)) if "w" in layer else None
+        for layer in layers
+    ]
 
     def forward(x, leaves):
         outputs, h = [], x
@@ -137,9 +139,15 @@ def torch_stack_run(scenario: dict, grid: float | None = None) -> dict:
         return result
 
     def snapshot(iteration: int, after: str | None) -> dict:
-        return {"iteration": iteration, "after": after, "layers": [
-            {"name": layer["name"], "weights": _torch_weights_as_given(layer, p[0]), "biases": p[1].tolist()}
-            for layer, p, learn in zip(layers, params, learns) if learn]}
+        return {
+            "iteration": iteration,
+            "after": after,
+            "layers": [
+                {"name": layer["name"], "weights": _torch_weights_as_given(layer, p[0]), "biases": p[1].tolist()}
+                for layer, p, learn in zip(layers, params, learns)
+                if learn
+            ],
+        }
 
     def step(grads, scale: float) -> None:
         for n, (g, learn) in enumerate(zip(grads, learns)):
@@ -150,37 +158,56 @@ def torch_stack_run(scenario: dict, grid: float | None = None) -> dict:
     steps, updates = [], []
     for iteration in range(1, int(training.get("iterations", 1)) + 1):
         total = None
-        for name, label, given in samples:
-            x = (given.unsqueeze(0) if given.dim() == 2 else given).clone().requires_grad_(True)
+        for name, label, pixels in samples:
+            x = (pixels.unsqueeze(0) if pixels.dim() == 2 else pixels).clone().requires_grad_(True)
             leaves = [None if p is None else tuple(t.clone().requires_grad_(True) for t in p) for p in params]
             outputs = forward(x, leaves)
             logits = outputs[-1]
             loss = F.cross_entropy(logits.unsqueeze(0), torch.tensor([classes.index(label)]))
             loss.backward()
-            dx = x.grad[0] if given.dim() == 2 else x.grad
-            steps.append({"iteration": iteration, "sample": name, "label": label,
-                          "layers": entries(outputs, leaves, True), "grad_input": dx.tolist(),
-                          "logits": logits.tolist(), "probs": torch.softmax(logits, 0).tolist(),
-                          "loss": loss.item(), "grad_logits": logits.grad.tolist()})
+            dx = x.grad[0] if pixels.dim() == 2 else x.grad
+            steps.append(
+                {
+                    "iteration": iteration,
+                    "sample": name,
+                    "label": label,
+                    "layers": entries(outputs, leaves, True),
+                    "grad_input": dx.tolist(),
+                    "logits": logits.tolist(),
+                    "probs": torch.softmax(logits, 0).tolist(),
+                    "loss": loss.item(),
+                    "grad_logits": logits.grad.tolist(),
+                }
+            )
             grads = [None if p is None else (p[0].grad, p[1].grad) for p in leaves]
             if mode == "per_sample":
                 step(grads, 1.0)
                 updates.append(snapshot(iteration, name))
             else:
-                total = grads if total is None else [
-                    None if g is None else (t[0] + g[0], t[1] + g[1]) for t, g in zip(total, grads)]
+                total = (
+                    grads
+                    if total is None
+                    else [None if g is None else (t[0] + g[0], t[1] + g[1]) for t, g in zip(total, grads)]
+                )
         if mode != "per_sample":
             step(total, 1.0 / len(samples) if mode == "batch_mean" else 1.0)
             updates.append(snapshot(iteration, None))
     final = []
     with torch.no_grad():
-        for name, label, given in samples:
-            x = given.unsqueeze(0) if given.dim() == 2 else given
+        for name, label, pixels in samples:
+            x = pixels.unsqueeze(0) if pixels.dim() == 2 else pixels
             outputs = forward(x, params)
             logits = outputs[-1]
             loss = F.cross_entropy(logits.unsqueeze(0), torch.tensor([classes.index(label)]))
-            final.append({"sample": name, "layers": entries(outputs, params, False), "logits": logits.tolist(),
-                          "probs": torch.softmax(logits, 0).tolist(), "loss": loss.item()})
+            final.append(
+                {
+                    "sample": name,
+                    "layers": entries(outputs, params, False),
+                    "logits": logits.tolist(),
+                    "probs": torch.softmax(logits, 0).tolist(),
+                    "loss": loss.item(),
+                }
+            )
     return {"scenario": scenario["name"], "classes": classes, "steps": steps, "updates": updates, "final": final}
 
 
@@ -198,8 +225,10 @@ def stacks(draw, max_conv: int = 3, max_dense: int = 3) -> dict:
     channels = draw(st.integers(1, 2))
     height, width = draw(st.integers(3, 8)), draw(st.integers(3, 8))
     image = (channels, height, width)
-    activations = st.one_of(st.sampled_from(["relu", "none", "sigmoid", "tanh", "leaky_relu"]),
-                            st.builds(lambda s: {"kind": "leaky_relu", "slope": s}, st.sampled_from([0.1, 0.3])))
+    activations = st.one_of(
+        st.sampled_from(["relu", "none", "sigmoid", "tanh", "leaky_relu"]),
+        st.builds(lambda s: {"kind": "leaky_relu", "slope": s}, st.sampled_from([0.1, 0.3])),
+    )
     layers: list[dict] = []
     for _ in range(draw(st.integers(0, max_conv))):
         padding = draw(st.integers(0, 1))
@@ -208,9 +237,22 @@ def stacks(draw, max_conv: int = 3, max_dense: int = 3) -> dict:
         stride = draw(st.integers(1, 2))
         filters = draw(st.integers(1, 3))
         flat = channels == 1 and draw(st.booleans())  # a 2-D filter where the input has one channel
-        layers.append({"conv": {"stride": stride, "padding": padding, "filters": [
-            {"name": f"f{k}", "weights": uniform(kh, kw) if flat else uniform(channels, kh, kw),
-             "bias": float(np.round(rng.uniform(-0.5, 0.5), 6))} for k in range(filters)]}})
+        layers.append(
+            {
+                "conv": {
+                    "stride": stride,
+                    "padding": padding,
+                    "filters": [
+                        {
+                            "name": f"f{k}",
+                            "weights": uniform(kh, kw) if flat else uniform(channels, kh, kw),
+                            "bias": float(np.round(rng.uniform(-0.5, 0.5), 6)),
+                        }
+                        for k in range(filters)
+                    ],
+                }
+            }
+        )
         channels = filters
         height, width = (height + 2 * padding - kh) // stride + 1, (width + 2 * padding - kw) // stride + 1
         if draw(st.booleans()):
@@ -247,10 +289,12 @@ def stacks(draw, max_conv: int = 3, max_dense: int = 3) -> dict:
         "classes": names,
         "inputs": [{"name": f"x{i}", "label": names[i % classes], "pixels": p} for i, p in enumerate(pixels)],
         "layers": layers,
-        "training": {"learning_rate": draw(st.sampled_from([0.1, 0.5, 1.0])),
-                     "iterations": draw(st.integers(1, 2)),
-                     "update": draw(st.sampled_from(["per_sample", "batch_mean", "batch_sum"])),
-                     "update_filters": draw(st.booleans())},
+        "training": {
+            "learning_rate": draw(st.sampled_from([0.1, 0.5, 1.0])),
+            "iterations": draw(st.integers(1, 2)),
+            "update": draw(st.sampled_from(["per_sample", "batch_mean", "batch_sum"])),
+            "update_filters": draw(st.booleans()),
+        },
     }
 
 
@@ -346,11 +390,17 @@ def test_the_pytorch_oracle_agrees_with_the_reference_on_a_rich_stack() -> None:
     rng = np.random.default_rng(13)
     u = lambda *shape: rng.uniform(-1, 1, shape).tolist()  # noqa: E731
     scenario = {
-        "name": "rich", "classes": ["a", "b", "c"],
+        "name": "rich",
+        "classes": ["a", "b", "c"],
         "inputs": [{"name": f"x{i}", "label": "abc"[i], "pixels": u(3, 9, 8)} for i in range(3)],
         "layers": [
-            {"conv": {"stride": 2, "padding": 1, "filters": [{"name": n, "weights": u(3, 3, 2), "bias": 0.1}
-                                                            for n in "AB"]}},
+            {
+                "conv": {
+                    "stride": 2,
+                    "padding": 1,
+                    "filters": [{"name": n, "weights": u(3, 3, 2), "bias": 0.1} for n in "AB"],
+                }
+            },
             {"activation": {"kind": "leaky_relu", "slope": 0.2}},
             {"pool": {"kind": "max", "size": [2, 2], "stride": 1}},
             {"conv": {"padding": 1, "filters": [{"name": n, "weights": u(2, 2, 2)} for n in "PQR"]}},
@@ -393,12 +443,14 @@ def _bump_pixel(index):
     def bump(x, layers, h):
         x[index] += h
         return x, layers
+
     return bump
 
 
 def _bump_weight(n: int, path: tuple):
     """Bump entry ``path`` of layer ``n``'s weights (conv: filter, then its index; dense: row, column)
     or its biases (path[0] == 'b')."""
+
     def bump(x, layers, h):
         ((kind, body),) = layers[n].items()
         if kind == "conv":
@@ -410,12 +462,15 @@ def _bump_weight(n: int, path: tuple):
                 w[path[2]] += h
                 flt["weights"] = w.tolist()
         elif path[0] == "b":
-            body["biases"] = (np.array(body["biases"], dtype=np.float64) + h * np.eye(len(body["biases"]))[path[1]]).tolist()
+            body["biases"] = (
+                np.array(body["biases"], dtype=np.float64) + h * np.eye(len(body["biases"]))[path[1]]
+            ).tolist()
         else:
             w = np.array(body["weights"], dtype=np.float64)
             w[path[1:]] += h
             body["weights"] = w.tolist()
         return x, layers
+
     return bump
 
 
@@ -441,14 +496,24 @@ def test_random_stack_gradients_match_finite_differences(scenario: dict, rnd) ->
             k = rnd.randrange(len(body["filters"]))
             w = np.array(body["filters"][k]["weights"])
             for index in rnd.sample(list(np.ndindex(w.shape)), min(3, w.size)):
-                checks.append((np.array(entry["grad_weights"][k])[index], _bump_weight(n, ("w", k, index)),
-                               f"layers[{n}].grad_weights[{k}]{list(index)}"))
+                checks.append(
+                    (
+                        np.array(entry["grad_weights"][k])[index],
+                        _bump_weight(n, ("w", k, index)),
+                        f"layers[{n}].grad_weights[{k}]{list(index)}",
+                    )
+                )
             checks.append((entry["grad_biases"][k], _bump_weight(n, ("b", k)), f"layers[{n}].grad_biases[{k}]"))
         elif kind == "dense":
             w = np.array(body["weights"])
             for index in rnd.sample(list(np.ndindex(w.shape)), min(3, w.size)):
-                checks.append((np.array(entry["grad_weights"])[index], _bump_weight(n, ("w", *index)),
-                               f"layers[{n}].grad_weights{list(index)}"))
+                checks.append(
+                    (
+                        np.array(entry["grad_weights"])[index],
+                        _bump_weight(n, ("w", *index)),
+                        f"layers[{n}].grad_weights{list(index)}",
+                    )
+                )
             r = rnd.randrange(w.shape[0])
             checks.append((entry["grad_biases"][r], _bump_weight(n, ("b", r)), f"layers[{n}].grad_biases[{r}]"))
     for analytic, bump, where in checks:
@@ -481,8 +546,9 @@ def test_two_conv_gradients_match_finite_differences() -> None:
 # ============================================================================= the flipped kernel
 
 
-def full_correlation_with_rot180(g: np.ndarray, w: np.ndarray, stride: int, padding: int,
-                                 shape: tuple[int, int, int]) -> np.ndarray:
+def full_correlation_with_rot180(
+    g: np.ndarray, w: np.ndarray, stride: int, padding: int, shape: tuple[int, int, int]
+) -> np.ndarray:
     """dL/dx by the textbook rule: dilate the upstream gradient g (K x H' x W') by the stride, pad it
     by kernel - 1 on every side, correlate it with each filter rotated by 180 degrees, summing over the
     filters; rows and columns of the padded input that no window reached (the stride's leftovers) get 0;
@@ -522,12 +588,20 @@ def test_conv_input_gradient_is_the_full_correlation_with_the_flipped_filter(geo
     rng = np.random.default_rng(sum(geometry))
     out_h, out_w = (height + 2 * padding - kh) // stride + 1, (width + 2 * padding - kw) // stride + 1
     scenario = {
-        "name": "flip", "classes": ["a", "b"],
+        "name": "flip",
+        "classes": ["a", "b"],
         "inputs": [{"name": "x", "label": "b", "pixels": rng.uniform(-1, 1, (channels, height, width)).tolist()}],
         "layers": [
-            {"conv": {"stride": stride, "padding": padding, "filters": [
-                {"name": f"f{k}", "weights": rng.uniform(-1, 1, (channels, kh, kw)).tolist(), "bias": 0.1}
-                for k in range(filters)]}},
+            {
+                "conv": {
+                    "stride": stride,
+                    "padding": padding,
+                    "filters": [
+                        {"name": f"f{k}", "weights": rng.uniform(-1, 1, (channels, kh, kw)).tolist(), "bias": 0.1}
+                        for k in range(filters)
+                    ],
+                }
+            },
             {"dense": {"weights": rng.uniform(-1, 1, (2, filters * out_h * out_w)).tolist(), "biases": [0, 0]}},
         ],
         "training": {"learning_rate": 0.1},
@@ -539,8 +613,9 @@ def test_conv_input_gradient_is_the_full_correlation_with_the_flipped_filter(geo
     expected = full_correlation_with_rot180(g, w, stride, padding, (channels, height, width))
     np.testing.assert_allclose(step["grad_input"], expected, rtol=1e-12, atol=1e-14)
     # and the plain chain rule (the reference's scatter) agrees with the textbook rule
-    np.testing.assert_allclose(conv_input_gradient_scatter(g, w, stride, padding, (channels, height, width)),
-                               expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        conv_input_gradient_scatter(g, w, stride, padding, (channels, height, width)), expected, rtol=1e-12, atol=1e-14
+    )
     # rows and columns that no window reached (the stride's leftovers) pass no gradient
     dx = np.array(step["grad_input"])
     row = height + padding - (height + 2 * padding - kh) % stride
@@ -566,19 +641,13 @@ def test_two_conv_gradients_into_each_conv_input_are_the_flipped_correlation() -
 
 # ============================================================================= parsing: the contract's rules
 
-try:
-    from test_bad_input import DELETE, assert_rejected, put, run_cli
-    from test_bad_input import Case as BadCase
-except ImportError:
-    from tests.test_bad_input import DELETE, assert_rejected, put, run_cli
-    from tests.test_bad_input import Case as BadCase
-
 FOUR = read_source("four-images")[0]
 GRID_2x2 = [[0.1, 0.2], [0.3, 0.4]]
 
 
 def stack(*edits) -> Any:
     """A writer: two-conv with ``edits`` applied (callables, or (path, value) with DELETE), as YAML."""
+
     def write(folder: Path) -> str:
         import yaml
 
@@ -591,6 +660,7 @@ def stack(*edits) -> Any:
         target = folder / "stack.yaml"
         target.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         return str(target)
+
     return write
 
 
@@ -608,63 +678,153 @@ def also(key: str):
 
 CONV_LAYER = {"conv": {"filters": [{"name": "Z", "weights": [[1.0]]}]}}
 STACK_CASES = [
-    BadCase("conv-after-dense", stack(insert(7, CONV_LAYER)), "layers[7].conv",
-            "a conv layer must come before the first dense layer"),
-    BadCase("pool-after-dense", stack(insert(7, {"pool": {"kind": "max", "size": 2}})), "layers[7].pool",
-            "a pool layer must come before the first dense layer"),
-    BadCase("last-layer-activation", stack(lambda d: d["layers"].append({"activation": "relu"})), "layers[9]",
-            "the last layer must be dense, one row per class"),
+    BadCase(
+        "conv-after-dense",
+        stack(insert(7, CONV_LAYER)),
+        "layers[7].conv",
+        "a conv layer must come before the first dense layer",
+    ),
+    BadCase(
+        "pool-after-dense",
+        stack(insert(7, {"pool": {"kind": "max", "size": 2}})),
+        "layers[7].pool",
+        "a pool layer must come before the first dense layer",
+    ),
+    BadCase(
+        "last-layer-activation",
+        stack(lambda d: d["layers"].append({"activation": "relu"})),
+        "layers[9]",
+        "the last layer must be dense, one row per class",
+    ),
     BadCase("no-dense-layer", stack(keep(3)), "layers[2]", "the last layer must be dense"),
-    BadCase("last-dense-rows-not-classes", stack(("layers[8].dense.weights", [[0.1] * 3] * 3),
-                                                 ("layers[8].dense.biases", [0, 0, 0])),
-            "layers[8].dense.weights", "expected 2x3 (outputs x inputs, one row per class"),
-    BadCase("hidden-dense-wrong-inputs", stack(("layers[6].dense.weights", [[0.1] * 4] * 3)),
-            "layers[6].dense.weights", "expected 3x2 (outputs x inputs), got 3x4"),
-    BadCase("hidden-dense-biases-wrong-count", stack(("layers[6].dense.biases", [0, 0])),
-            "layers[6].dense.biases", "expected 3 values (one per output), got 2"),
-    BadCase("hidden-dense-missing-biases", stack(("layers[6].dense.biases", DELETE)),
-            "layers[6].dense.biases", "missing key"),
+    BadCase(
+        "last-dense-rows-not-classes",
+        stack(("layers[8].dense.weights", [[0.1] * 3] * 3), ("layers[8].dense.biases", [0, 0, 0])),
+        "layers[8].dense.weights",
+        "expected 2x3 (outputs x inputs, one row per class",
+    ),
+    BadCase(
+        "hidden-dense-wrong-inputs",
+        stack(("layers[6].dense.weights", [[0.1] * 4] * 3)),
+        "layers[6].dense.weights",
+        "expected 3x2 (outputs x inputs), got 3x4",
+    ),
+    BadCase(
+        "hidden-dense-biases-wrong-count",
+        stack(("layers[6].dense.biases", [0, 0])),
+        "layers[6].dense.biases",
+        "expected 3 values (one per output), got 2",
+    ),
+    BadCase(
+        "hidden-dense-missing-biases",
+        stack(("layers[6].dense.biases", DELETE)),
+        "layers[6].dense.biases",
+        "missing key",
+    ),
     BadCase("layers-and-conv", stack(also("conv")), "conv", "not both"),
     BadCase("layers-and-dense", stack(also("dense")), "dense", "not both"),
     BadCase("layers-and-activation", stack(lambda d: d.update(activation="relu")), "activation", "not both"),
     BadCase("layers-and-pool", stack(lambda d: d.update(pool="none")), "pool", "not both"),
-    BadCase("name-used-twice", stack(("layers[3].conv.name", "conv1")), "layers[3].conv.name",
-            "layer name 'conv1' is already used by layers[0]"),
-    BadCase("name-takes-a-default-name", stack(("layers[6].dense.name", "dense2"), ("layers[8].dense.name", DELETE)),
-            "layers[8].dense", "layer name 'dense2' is already used by layers[6]"),
-    BadCase("name-across-kinds", stack(("layers[1]", {"activation": {"kind": "relu", "name": "pool1"}})),
-            "layers[2].pool", "layer name 'pool1' is already used by layers[1]"),
-    BadCase("second-conv-2d-filter", stack(("layers[3].conv.filters[0].weights", GRID_2x2)),
-            "layers[3].conv.filters[0].weights", "has 1 channel(s), the layer's input has 2 (give C x kh x kw)"),
-    BadCase("second-conv-3-channels", stack(("layers[3].conv.filters[1].weights", [GRID_2x2] * 3)),
-            "layers[3].conv.filters[1].weights", "has 3 channel(s), the layer's input has 2"),
-    BadCase("second-conv-filter-too-large", stack(("layers[3].conv.filters[0].weights", [[[0.1] * 4] * 4] * 2),
-                                                  ("layers[3].conv.filters[1].weights", [[[0.1] * 4] * 4] * 2)),
-            "layers[3].conv.filters[0].weights", "filter 4x4 is larger than the padded input 3x3"),
-    BadCase("second-conv-filters-differ", stack(("layers[3].conv.filters[1].weights", [[[0.1] * 3] * 3] * 2)),
-            "layers[3].conv.filters[1].weights", "expected 2x2x2 like layers[3].conv.filters[0], got 2x3x3"),
-    BadCase("duplicate-filter-names", stack(("layers[3].conv.filters[1].name", "P")),
-            "layers[3].conv.filters[1].name", "duplicate filter name 'P'"),
-    BadCase("unknown-layer-kind", stack(("layers[2]", {"maxpool": {"size": 2}})), "layers[2]",
-            "unknown layer kind text 'maxpool'; expected one of conv, activation, pool, dense"),
-    BadCase("two-kinds-in-one-item", stack(("layers[1]", {"activation": "relu", "pool": {"kind": "max", "size": 2}})),
-            "layers[1]", "expected one of conv, activation, pool, dense as the only key"),
+    BadCase(
+        "name-used-twice",
+        stack(("layers[3].conv.name", "conv1")),
+        "layers[3].conv.name",
+        "layer name 'conv1' is already used by layers[0]",
+    ),
+    BadCase(
+        "name-takes-a-default-name",
+        stack(("layers[6].dense.name", "dense2"), ("layers[8].dense.name", DELETE)),
+        "layers[8].dense",
+        "layer name 'dense2' is already used by layers[6]",
+    ),
+    BadCase(
+        "name-across-kinds",
+        stack(("layers[1]", {"activation": {"kind": "relu", "name": "pool1"}})),
+        "layers[2].pool",
+        "layer name 'pool1' is already used by layers[1]",
+    ),
+    BadCase(
+        "second-conv-2d-filter",
+        stack(("layers[3].conv.filters[0].weights", GRID_2x2)),
+        "layers[3].conv.filters[0].weights",
+        "has 1 channel(s), the layer's input has 2 (give C x kh x kw)",
+    ),
+    BadCase(
+        "second-conv-3-channels",
+        stack(("layers[3].conv.filters[1].weights", [GRID_2x2] * 3)),
+        "layers[3].conv.filters[1].weights",
+        "has 3 channel(s), the layer's input has 2",
+    ),
+    BadCase(
+        "second-conv-filter-too-large",
+        stack(
+            ("layers[3].conv.filters[0].weights", [[[0.1] * 4] * 4] * 2),
+            ("layers[3].conv.filters[1].weights", [[[0.1] * 4] * 4] * 2),
+        ),
+        "layers[3].conv.filters[0].weights",
+        "filter 4x4 is larger than the padded input 3x3",
+    ),
+    BadCase(
+        "second-conv-filters-differ",
+        stack(("layers[3].conv.filters[1].weights", [[[0.1] * 3] * 3] * 2)),
+        "layers[3].conv.filters[1].weights",
+        "expected 2x2x2 like layers[3].conv.filters[0], got 2x3x3",
+    ),
+    BadCase(
+        "duplicate-filter-names",
+        stack(("layers[3].conv.filters[1].name", "P")),
+        "layers[3].conv.filters[1].name",
+        "duplicate filter name 'P'",
+    ),
+    BadCase(
+        "unknown-layer-kind",
+        stack(("layers[2]", {"maxpool": {"size": 2}})),
+        "layers[2]",
+        "unknown layer kind text 'maxpool'; expected one of conv, activation, pool, dense",
+    ),
+    BadCase(
+        "two-kinds-in-one-item",
+        stack(("layers[1]", {"activation": "relu", "pool": {"kind": "max", "size": 2}})),
+        "layers[1]",
+        "expected one of conv, activation, pool, dense as the only key",
+    ),
     BadCase("layer-is-text", stack(("layers[1]", "relu")), "layers[1]", "as the only key, got text 'relu'"),
     BadCase("empty-layers", stack(("layers", [])), "layers", "expected at least 1 entry, got 0"),
     BadCase("layers-is-a-mapping", stack(("layers", {"conv": {}})), "layers", "expected a list, got a mapping"),
-    BadCase("pool-none-in-a-stack", stack(("layers[2].pool", {"kind": "none", "size": 2})), "layers[2].pool.kind",
-            "leave the layer out"),
-    BadCase("pool-does-not-fit", stack(("layers[5].pool", {"kind": "max", "size": 3})), "layers[5].pool.size",
-            "window 3x3 does not fit the 2x2 feature map"),
+    BadCase(
+        "pool-none-in-a-stack",
+        stack(("layers[2].pool", {"kind": "none", "size": 2})),
+        "layers[2].pool.kind",
+        "leave the layer out",
+    ),
+    BadCase(
+        "pool-does-not-fit",
+        stack(("layers[5].pool", {"kind": "max", "size": 3})),
+        "layers[5].pool.size",
+        "window 3x3 does not fit the 2x2 feature map",
+    ),
     BadCase("unknown-conv-key", stack(("layers[0].conv.dilation", 2)), "layers[0].conv.dilation", "unknown key"),
-    BadCase("unknown-dense-key", stack(("layers[6].dense.bias", [0, 0, 0])), "layers[6].dense.bias",
-            "unknown key (did you mean 'biases'?)"),
-    BadCase("slope-on-relu", stack(("layers[1].activation", {"kind": "relu", "slope": 0.1})),
-            "layers[1].activation.slope", "only leaky_relu takes a slope"),
-    BadCase("unknown-activation", stack(("layers[7].activation", "gelu")), "layers[7].activation",
-            "unknown activation text 'gelu'"),
-    BadCase("name-is-a-list", stack(("layers[6].dense.name", ["h"])), "layers[6].dense.name",
-            "expected text, got a list"),
+    BadCase(
+        "unknown-dense-key",
+        stack(("layers[6].dense.bias", [0, 0, 0])),
+        "layers[6].dense.bias",
+        "unknown key (did you mean 'biases'?)",
+    ),
+    BadCase(
+        "slope-on-relu",
+        stack(("layers[1].activation", {"kind": "relu", "slope": 0.1})),
+        "layers[1].activation.slope",
+        "only leaky_relu takes a slope",
+    ),
+    BadCase(
+        "unknown-activation",
+        stack(("layers[7].activation", "gelu")),
+        "layers[7].activation",
+        "unknown activation text 'gelu'",
+    ),
+    BadCase(
+        "name-is-a-list", stack(("layers[6].dense.name", ["h"])), "layers[6].dense.name", "expected text, got a list"
+    ),
 ]
 
 
@@ -703,10 +863,28 @@ def test_default_names_count_each_kind() -> None:
         ((_, body),) = item.items()
         if isinstance(body, dict):
             body.pop("name", None)
-    assert _names(data) == ["conv1", "activation1", "pool1", "conv2", "activation2", "pool2", "dense1",
-                            "activation3", "dense2"]
-    assert _names(TWO_CONV) == ["conv1", "activation1", "pool1", "conv2", "activation2", "pool2", "hidden",
-                                "activation3", "out"]
+    assert _names(data) == [
+        "conv1",
+        "activation1",
+        "pool1",
+        "conv2",
+        "activation2",
+        "pool2",
+        "dense1",
+        "activation3",
+        "dense2",
+    ]
+    assert _names(TWO_CONV) == [
+        "conv1",
+        "activation1",
+        "pool1",
+        "conv2",
+        "activation2",
+        "pool2",
+        "hidden",
+        "activation3",
+        "out",
+    ]
     kinds = [e["kind"] for e in engine_values(TWO_CONV)["steps"][0]["layers"]]
     assert kinds == ["conv", "activation", "pool", "conv", "activation", "pool", "dense", "activation", "dense"]
 
@@ -737,12 +915,16 @@ def test_leaky_relu_alone_means_slope_one_hundredth() -> None:
 def test_a_stack_without_conv_layers_is_a_plain_network_on_the_flattened_input() -> None:
     rng = np.random.default_rng(3)
     scenario = {
-        "name": "mlp", "classes": ["a", "b", "c"],
-        "inputs": [{"name": f"x{i}", "label": "abc"[i], "pixels": rng.uniform(0, 1, (2, 3, 2)).tolist()}
-                   for i in range(3)],
-        "layers": [{"dense": {"weights": rng.uniform(-1, 1, (4, 12)).tolist(), "biases": [0.1] * 4}},
-                   {"activation": "sigmoid"},
-                   {"dense": {"weights": rng.uniform(-1, 1, (3, 4)).tolist(), "biases": [0.0] * 3}}],
+        "name": "mlp",
+        "classes": ["a", "b", "c"],
+        "inputs": [
+            {"name": f"x{i}", "label": "abc"[i], "pixels": rng.uniform(0, 1, (2, 3, 2)).tolist()} for i in range(3)
+        ],
+        "layers": [
+            {"dense": {"weights": rng.uniform(-1, 1, (4, 12)).tolist(), "biases": [0.1] * 4}},
+            {"activation": "sigmoid"},
+            {"dense": {"weights": rng.uniform(-1, 1, (3, 4)).tolist(), "biases": [0.0] * 3}},
+        ],
         "training": {"learning_rate": 0.5, "iterations": 2, "update": "batch_sum"},
     }
     actual = engine_values(scenario)
@@ -764,7 +946,8 @@ def test_what_every_stack_step_reports() -> None:
         np.testing.assert_array_equal(entries[1]["output"], np.maximum(entries[0]["output"], 0))
         np.testing.assert_allclose(entries[7]["output"], np.tanh(entries[6]["output"]), rtol=1e-15)
         assert [("grad_weights" in e, "grad_biases" in e) for e in entries] == [
-            (e["kind"] in ("conv", "dense"),) * 2 for e in entries]
+            (e["kind"] in ("conv", "dense"),) * 2 for e in entries
+        ]
         assert np.array(entries[0]["grad_weights"]).shape == (2, 3, 3)  # per filter, as given (2-D)
         assert np.array(entries[3]["grad_weights"]).shape == (2, 2, 2, 2)
         assert np.array(step["grad_input"]).shape == (6, 6)  # the input was given as H x W
@@ -784,8 +967,11 @@ def _legacy_as_layers(data: dict) -> dict:
     """The legacy keys rewritten as the `layers` list they mean (a `none` pool left out)."""
     stacked = {k: v for k, v in data.items() if k not in ("conv", "activation", "pool", "dense", "claims")}
     pool = data.get("pool", "none")
-    stacked["layers"] = [{"conv": data["conv"]}, {"activation": data.get("activation", "relu")}] + (
-        [] if pool == "none" else [{"pool": pool}]) + [{"dense": data["dense"]}]
+    stacked["layers"] = (
+        [{"conv": data["conv"]}, {"activation": data.get("activation", "relu")}]
+        + ([] if pool == "none" else [{"pool": pool}])
+        + [{"dense": data["dense"]}]
+    )
     return stacked
 
 
@@ -827,10 +1013,6 @@ def test_legacy_layer_keys_repeat_the_legacy_keys(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["four-images", "zebra-cat"])
 def test_legacy_keys_still_match_the_legacy_reference(name: str) -> None:
-    try:
-        from reference import reference_run
-    except ImportError:
-        from tests.reference import reference_run
     data = read_source(name)[0]
     assert_same(engine_values(data), reference_run(data))
     assert_same(engine_values(data), reference_stack_run(data))
@@ -845,7 +1027,8 @@ def test_lenet_like_is_what_the_generator_writes() -> None:
 
     committed = (builtin_dir() / "lenet-like.yaml").read_text(encoding="utf-8")
     assert committed == to_yaml(lenet_like()), (
-        "regenerate: python -m symcnn.scenario.lenet > symcnn/scenario/builtins/lenet-like.yaml")
+        "regenerate: python -m symcnn.scenario.lenet > symcnn/scenario/builtins/lenet-like.yaml"
+    )
 
 
 def test_lenet_like_has_lenet_shapes_and_live_gradients() -> None:
@@ -853,8 +1036,19 @@ def test_lenet_like_has_lenet_shapes_and_live_gradients() -> None:
     assert sc.inputs[0].pixels.shape == (1, 28, 28) and len(sc.inputs) == 2 and len(sc.classes) == 10
     step = engine_values("lenet-like")["steps"][0]
     shapes = [np.array(e["output"]).shape for e in step["layers"]]
-    assert shapes == [(6, 28, 28), (6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 10, 10), (16, 5, 5),
-                      (120,), (120,), (84,), (84,), (10,)]
+    assert shapes == [
+        (6, 28, 28),
+        (6, 28, 28),
+        (6, 14, 14),
+        (16, 10, 10),
+        (16, 10, 10),
+        (16, 5, 5),
+        (120,),
+        (120,),
+        (84,),
+        (84,),
+        (10,),
+    ]
     assert max(step["probs"]) < 0.5 and min(step["probs"]) > 0.01  # not saturated
     for e in step["layers"]:
         if "grad_weights" in e:
@@ -866,8 +1060,14 @@ def test_two_conv_is_hand_sized_and_not_degenerate() -> None:
     values = engine_values(TWO_CONV)
     assert not degenerate(TWO_CONV, reference_stack_run(TWO_CONV), 0.01)
     numbers = [x for s in TWO_CONV["inputs"] for row in s["pixels"] for x in row]
-    numbers += [x for item in TWO_CONV["layers"] for body in item.values() if isinstance(body, dict)
-                for f in body.get("filters", []) for x in np.ravel(f["weights"])]
+    numbers += [
+        x
+        for item in TWO_CONV["layers"]
+        for body in item.values()
+        if isinstance(body, dict)
+        for f in body.get("filters", [])
+        for x in np.ravel(f["weights"])
+    ]
     assert all(round(x, 1) == x for x in numbers)  # tenths and integers
     for step in values["steps"]:
         assert 0.2 < min(step["probs"]) and max(step["probs"]) < 0.8

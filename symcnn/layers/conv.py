@@ -135,7 +135,7 @@ def input_gradient(dL_dz: np.ndarray, w: np.ndarray, stride: int, padding: int, 
     that is the full correlation of dL/dz (dilated by the stride) with the filter rotated by 180°."""
     channels, height, width = shape
     kh, kw = w.shape[2:]
-    padded = np.zeros((channels, height + 2 * padding, width + 2 * padding))
+    padded = np.zeros((channels, height + 2 * padding, width + 2 * padding), dtype=dL_dz.dtype)
     for i in range(dL_dz.shape[1]):
         for j in range(dL_dz.shape[2]):
             r, c = i * stride, j * stride

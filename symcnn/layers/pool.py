@@ -97,7 +97,7 @@ def backward(dL_dm: np.ndarray, shape: tuple, pool: Pool, winner: np.ndarray | N
     if pool.kind == "none":
         return dL_dm
     (ph, pw), (sh, sw) = pool_window(pool, shape[1:])
-    dL_da = np.zeros(shape)
+    dL_da = np.zeros(shape, dtype=dL_dm.dtype)
     k, i, j = np.indices(dL_dm.shape)
     if pool.kind == "max":
         np.add.at(dL_da, (k, *winner_cell(i, j, winner, (ph, pw), (sh, sw))), dL_dm)

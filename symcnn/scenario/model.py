@@ -290,7 +290,9 @@ def validate(data: Any, source: str = "", default_name: str = "scenario") -> Sce
     if stacked:
         for key in LEGACY_NETWORK:
             if key in data:
-                raise ScenarioError(key, "give the network either as `layers` or as conv/activation/pool/dense, not both")
+                raise ScenarioError(
+                    key, "give the network either as `layers` or as conv/activation/pool/dense, not both"
+                )
         conv = activation = pool = dense = None
         layers = parse_layers(data["layers"], inputs[0].pixels.shape, len(classes))
     else:
