@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import display
 from .errors import RenderError, ScenarioError, SymcnnError, UsageError, VerificationError
+from .rendering import FORMATS as FORMATS  # what `symcnn render` writes
+from .version import __version__ as __version__
 
 if TYPE_CHECKING:
     from .engine.numeric import Trace
@@ -39,8 +42,6 @@ __all__ = [
     "render",
     "run",
 ]
-__version__ = "0.1.0"
-FORMATS = ("markdown", "latex", "beamer", "snippets", "html", "pdf")  # what `symcnn render` writes
 LAZY = {
     "Trace": "engine.numeric",
     "Scenario": "scenario.model",
@@ -61,6 +62,16 @@ def __getattr__(name: str):
     return value
 
 
+def _show(obj, fmt: str) -> str:
+    """Jupyter display of a Derivation or a Report (see symcnn.display): the display code loads on first use."""
+    from .jupyter import show
+
+    return show(obj, fmt)
+
+
+display.register(_show)
+
+
 def run(scenario) -> Trace:
     """Every number of the run, computed with NumPy (accepts what `load` accepts)."""
     from .engine.numeric import run as _run
@@ -72,11 +83,18 @@ def run(scenario) -> Trace:
 def derive(scenario):
     """Every value of the run from SymPy's layer rules over exact numbers; each cell as a SymPy quantity
     (symbol, general form, numbers substituted, value) when asked for, e.g.
-    ``derive(sc).steps[0].groups["conv"][0, 1, 1]``."""
-    from .engine.exact import derive as _derive
+    ``derive(sc).steps[0].groups["conv"][0, 1, 1]``; for a `layers` stack, per layer:
+    ``derive(sc).steps[0].layers[3]["grad_output"][0, 1, 1]``."""
     from .scenario.sources import load
 
-    return _derive(load(scenario))
+    sc = load(scenario)
+    if sc.is_stack:
+        from .engine.stack_cells import derive_stack
+
+        return derive_stack(sc)
+    from .engine.exact import derive as _derive
+
+    return _derive(sc)
 
 
 def check(scenario, thorough: bool = False):

@@ -11,8 +11,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from ..engine.algebra import MaxOf, Quantity, evaluate, plus, shorten, substitute, times, to_exact, to_sympy
-from ..engine.exact import Group, agrees
+from ..engine.algebra import (
+    Group,
+    MaxOf,
+    Quantity,
+    agrees,
+    evaluate,
+    plus,
+    shorten,
+    substitute,
+    times,
+    to_exact,
+    to_sympy,
+)
 from ..errors import VerificationError
 
 SETTINGS = {"detail": ("full", "summary"), "iterations": ("all", "first", "last"), "aspect": ("16:9", "4:3")}
@@ -32,6 +43,16 @@ class Settings:
         for key, allowed in SETTINGS.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {', '.join(allowed)}")
+
+    @classmethod
+    def from_display(cls, display: dict, detail=None, precision=None, fractions=None, iterations="all") -> Settings:
+        """The options given, else the scenario's ``display`` hints, else summary, 3 decimals, decimals."""
+        return cls(
+            detail=detail or display.get("detail", "summary"),
+            precision=precision if precision is not None else display.get("precision", 3),
+            fractions=fractions if fractions is not None else display.get("fractions", False),
+            iterations=iterations,
+        )
 
 
 @dataclass(frozen=True)
@@ -235,6 +256,12 @@ def matrices(name: sympy.Expr, array, marks=frozenset(), elide: bool = False) ->
         chunk_marks = frozenset((i, j - start) for i, j in marks if start <= j < stop)
         out.append(Matrix(name, values[:, start:stop], chunk_marks, (start + 1, stop)))
     return out
+
+
+def worked_steps(steps, shown, samples) -> list:
+    """The steps a document works in full: those of the ``shown`` passes, of the ``samples`` named
+    (None: every sample)."""
+    return [s for s in steps if s.iteration in shown and (samples is None or s.sample in samples)]
 
 
 def values_of(array) -> np.ndarray:

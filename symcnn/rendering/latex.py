@@ -2,66 +2,33 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
-
 import sympy
 from sympy.printing.latex import LatexPrinter
 
 from .. import escape
+from ..document.numbers import format_number
 from ..engine.algebra import Sub
 from ..engine.notation import Notation, SymbolInfo
 
 BASE_TEX = {"eta": r"\eta"}
-MAX_EXACT_DECIMALS = 6
 
 
-def format_number(value, precision: int = 3, fractions: bool = False, scientific: bool = True) -> tuple[str, bool]:
-    """(LaTeX text, exact?) of a number. Exact decimals print exactly (0.7, -2, 0.125);
-    other values are rounded half-even to ``precision`` decimals (tiny ones in scientific form)."""
-    v = sympy.sympify(value)
-    if v.is_Rational:
-        if v.q == 1:
-            return str(int(v.p)), True
-        decimals = terminating_decimals(int(v.q))
-        if fractions and (decimals is None or decimals > precision):
-            sign = "-" if v.p < 0 else ""
-            return rf"{sign}\frac{{{abs(int(v.p))}}}{{{int(v.q)}}}", True
-        if decimals is not None and decimals <= max(precision, MAX_EXACT_DECIMALS):
-            scaled = Decimal(int(v.p) * 10**decimals // int(v.q)).scaleb(-decimals)  # exact
-            return _plain(scaled, strip=True), True
-    number = Decimal(str(sympy.Float(v, 30)))
-    if number == 0:
-        return "0", True
-    if scientific and (abs(number) < Decimal(10) ** -precision / 2 or abs(number) >= Decimal(10) ** 7):
-        mantissa, exponent = f"{number:.{max(precision - 1, 1)}e}".split("e")
-        return rf"{mantissa} \times 10^{{{int(exponent)}}}", False
-    rounded = number.quantize(Decimal(10) ** -precision, rounding=ROUND_HALF_EVEN)
-    if rounded == 0:  # only without scientific form: say it was rounded, keep the digits
-        return ("-" if number < 0 else "") + _plain(rounded.copy_abs()), False
-    return _plain(rounded), False
+class NumbersPrinted:
+    """Every kind of SymPy number through the printer's own ``number`` (our rounding, exact decimals):
+    mixed into the LaTeX and the MathML printer alike."""
+
+    def _print_Integer(self, expr):
+        return self.number(expr)
+
+    _print_Rational = _print_Integer
+    _print_Float = _print_Integer
+    _print_Zero = _print_Integer
+    _print_One = _print_Integer
+    _print_NegativeOne = _print_Integer
+    _print_Half = _print_Integer
 
 
-def terminating_decimals(q: int) -> int | None:
-    """Decimals of p/q written out exactly (q = 2^a 5^b needs max(a, b)); None if it never ends."""
-    counts = []
-    for prime in (2, 5):
-        n = 0
-        while q % prime == 0:
-            q //= prime
-            n += 1
-        counts.append(n)
-    return max(counts) if q == 1 else None
-
-
-def _plain(number: Decimal, strip: bool = False) -> str:
-    """Fixed-point text; exact values lose trailing zeros, rounded ones keep them (0.080)."""
-    text = f"{number:f}"
-    if strip and "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if strip and text.lstrip("-").strip("0.") == "" else text
-
-
-class SymcnnLatexPrinter(LatexPrinter):
+class SymcnnLatexPrinter(NumbersPrinted, LatexPrinter):
     """LatexPrinter with symcnn's symbol names, number style and a ``Sub`` node; nothing else."""
 
     printmethod = "_symcnn_latex"
@@ -85,21 +52,13 @@ class SymcnnLatexPrinter(LatexPrinter):
         return self.symbol_tex(info)
 
     def symbol_tex(self, info: SymbolInfo) -> str:
-        from ..engine.notation import NOTATION
-
-        letter, owner_at = NOTATION[info.kind]
+        letter, above, below = info.scripts()
+        esc = self._settings["text_escape"]
         base = BASE_TEX.get(letter, letter)
         if info.new:
             base = "{" + base + "'}"
-        sup = sub = ""
-        esc = self._settings["text_escape"]
-        owner = rf"\text{{{esc(info.owner)}}}" if info.owner is not None else None
-        index = ",".join(str(i) for i in info.index)
-        if owner_at == "sup" and owner:
-            sup = owner
-            sub = index
-        else:
-            sub = ",".join(part for part in (owner, index) if part)
+        sup = rf"\text{{{esc(above)}}}" if above is not None else ""
+        sub = ",".join(rf"\text{{{esc(part)}}}" if isinstance(part, str) else str(part) for part in below)
         tex = base + (f"^{{{sup}}}" if sup else "") + (f"_{{{sub}}}" if sub else "")
         if info.grad:
             loss = "L"
@@ -112,16 +71,6 @@ class SymcnnLatexPrinter(LatexPrinter):
     def number(self, expr) -> str:
         settings = self._settings
         return format_number(expr, settings["precision"], settings["fractions"], settings["scientific"])[0]
-
-    def _print_Integer(self, expr):
-        return self.number(expr)
-
-    _print_Rational = _print_Integer
-    _print_Float = _print_Integer
-    _print_Zero = _print_Integer
-    _print_One = _print_Integer
-    _print_NegativeOne = _print_Integer
-    _print_Half = _print_Integer
 
     # structure -------------------------------------------------------------------------
     def _factor(self, arg) -> str:

@@ -42,8 +42,20 @@ def listed(numbers: list[str]) -> str:
 def kind_of(section) -> str:
     """What a section shows, from its key (it1-img1-conv-A, img1-softmax, setup, ...)."""
     key = section.key
-    for kind in ("grad-logits", "grad-dense", "grad-filters", "conv", "activation", "pool", "flatten", "logits",
-                 "softmax", "loss", "update", "batch"):
+    for kind in (
+        "grad-logits",
+        "grad-dense",
+        "grad-filters",
+        "conv",
+        "activation",
+        "pool",
+        "flatten",
+        "logits",
+        "softmax",
+        "loss",
+        "update",
+        "batch",
+    ):
         if key.endswith(f"-{kind}") or f"-{kind}-" in key:
             return kind
     return key
@@ -54,14 +66,16 @@ def frame_note(section, group, doc, n: int) -> str:
     kind, shown = kind_of(section), values(group, doc.settings.precision)
     if kind == "setup":
         if any(b.kind == "figure" and "filter" in b.caption for b in group):
-            return "The filters are what the convolution slides over the image: red weights are positive, blue negative."
+            return "The filters are what the convolution slides over the image: red weights positive, blue negative."
         if n == 0:
             return f"Everything the network starts with. {doc.description}".strip()
         return "The remaining parameters and how the network is trained."
     if kind == "conv":
         first = f" The first cell comes to {shown[0]}." if shown else ""
-        return ("Lay the filter on a window of the image, multiply cell by cell, add up and add the bias; "
-                "sliding the window gives the whole feature map." + first)
+        return (
+            "Lay the filter on a window of the image, multiply cell by cell, add up and add the bias; "
+            "sliding the window gives the whole feature map." + first
+        )
     if kind == "activation":
         return ACTIVATION_NOTES.get(section.title, f"{section.title} is applied to every cell on its own.")
     if kind == "pool":
@@ -78,7 +92,7 @@ def frame_note(section, group, doc, n: int) -> str:
         )
     if kind == "loss":
         value = f" Here it is {shown[0]}." if shown else ""
-        return "The loss is minus the log of the probability given to the true label; it is 0 only when that probability is 1." + value
+        return "The loss is minus the log of the probability of the true label: 0 only when that is 1." + value
     if kind == "final":
         return "With the trained parameters every image goes forward once more: this is what the network predicts now."
     if kind in FIXED_NOTES:

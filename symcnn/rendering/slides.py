@@ -290,5 +290,5 @@ def template_context(doc, printer=None) -> dict:
         "parts": parts,
         "outline": lambda i: outline(parts, i),
         "title_note": doc.description or doc.title,
-        "outline_note": lambda part: f"Next: {part.title}.",
+        "outline_note": lambda part: f"Where we are in the story: next, {part.title}.",
     }
