@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from . import drawing
+from .compact import for_slides
 from .notes import frame_note
 
 ASPECTS = ("16:9", "4:3")
@@ -97,6 +98,10 @@ def block_lines(block, page: Page, printer=None) -> float:
         return caption_lines(block, page) + sum(row_lines(r, scale) for r in figure_rows(block.panels, page, scale))
     if block.kind == "text":
         return text_lines(block.text, page)
+    if block.kind == "heading":
+        return 1.3
+    if getattr(block, "one_line", False):
+        return 2.0 if printer is not None and r"\frac" in printer(block.general or block.lhs) else 1.5
     if block.kind in REVEALED:
         if printer is None:
             return 3.2
@@ -208,10 +213,15 @@ def frames(blocks, page: Page, printer=None) -> list[list]:
     for block in split_blocks(blocks, page):
         lines = block_lines(block, page, printer)
         if current and used + lines > page.lines:
-            carry = []
-            while len(current) > 1 and current[-1].kind == "text":
+            carry = []  # a caption or a heading moves on with what it introduces
+            while (
+                current
+                and current[-1].kind in ("text", "heading")
+                and (len(current) > 1 or current[-1].kind == "heading")
+            ):
                 carry.insert(0, current.pop())
-            out.append(current)
+            if current:
+                out.append(current)
             current, used = carry, sum(block_lines(b, page, printer) for b in carry)
         current.append(block)
         used += lines
@@ -255,20 +265,72 @@ def reveal(blocks) -> tuple[list[tuple], int]:
 # ---------------------------------------------------------------- the deck
 
 
-def deck(doc, page: Page, printer=None) -> list[Part]:
-    """The document's sections as parts (one per level-1 section) of frames."""
-    parts: list[Part] = []
+@dataclass(frozen=True)
+class Heading:
+    """Where a section starts inside a part's run of frames: the frame title, or a line in the frame."""
+
+    section: object
+    kind: str = "heading"
+
+    @property
+    def text(self) -> str:
+        return self.section.title
+
+
+TITLE_CHARS = 48  # a frame title naming several sections stops before this length
+
+
+def part_sections(doc) -> list[list]:
+    """The sections of each part: a level-1 section and the level-2 ones after it; the parts after the
+    story (audit, verification) make one part."""
+    parts: list[list] = []
     for section in doc.sections:
-        if section.level == 1 or not parts:
-            parts.append(Part(section.title, (), outline=section.key not in NO_OUTLINE))
-        groups = frames(section.blocks, page, printer)
-        new = []
-        for n, group in enumerate(groups):
-            items, overlays = reveal(group)
-            title = section.title + (" (continued)" if n else "")
-            new.append(Frame(title, section.context, tuple(items), frame_note(section, group, doc, n), overlays))
-        parts[-1] = dataclasses.replace(parts[-1], frames=parts[-1].frames + tuple(new))
+        after_story = section.key in NO_OUTLINE and parts and parts[-1][0].key in NO_OUTLINE
+        if parts and (section.level != 1 or after_story):
+            parts[-1].append(section)
+        else:
+            parts.append([section])
     return parts
+
+
+def frame_title(opened: list, continued: bool) -> str:
+    """The sections a frame shows, joined; when too long, the one carried over from the frame before
+    goes first (it was named there), then the last ones."""
+    names = [opened[0].title + (" (continued)" if continued else "")] + [s.title for s in opened[1:]]
+    if continued and len(names) > 1 and len(" \N{MIDDLE DOT} ".join(names)) > TITLE_CHARS:
+        names = names[1:]
+    while len(names) > 1 and len(" \N{MIDDLE DOT} ".join(names)) > TITLE_CHARS:
+        names.pop()
+    return " \N{MIDDLE DOT} ".join(names)
+
+
+def part_frames(sections, doc, page: Page, printer) -> tuple:
+    """A part's sections packed into frames: a short section shares a frame with the next one."""
+    blocks = []
+    for section in sections:
+        body = for_slides(section.blocks, doc.settings.detail, printer, page.width)
+        if body:
+            blocks += [Heading(section), *body]
+    out, current = [], None
+    for group in frames(blocks, page, printer):
+        heads = [b.section for b in group if b.kind == "heading"]
+        starts = group[0].kind == "heading"
+        opened = heads if starts else [current, *heads]
+        if starts:
+            group = group[1:]  # its heading is the frame title
+        items, overlays = reveal(group)
+        notes = [frame_note(sec, group, doc, 0 if sec in heads else 1) for sec in opened[:2]]
+        out.append(Frame(frame_title(opened, not starts), opened[0].context, tuple(items), " ".join(notes), overlays))
+        current = heads[-1] if heads else current
+    return tuple(out)
+
+
+def deck(doc, page: Page, printer=None) -> list[Part]:
+    """The document's sections as parts (one per level-1 section, a \\section each) of frames."""
+    return [
+        Part(sections[0].title, part_frames(sections, doc, page, printer), outline=sections[0].key not in NO_OUTLINE)
+        for sections in part_sections(doc)
+    ]
 
 
 NO_OUTLINE = ("audit", "verification")  # parts after the story: a \section, no outline frame
