@@ -176,7 +176,7 @@ def word_boxes(pdf: Path) -> list[tuple[int, float, float, float, str]]:
 @needs["pdftotext"]
 @pytest.mark.parametrize("name, detail", CASES, ids=IDS)
 def test_slides_are_readable_from_the_back_row(builtins_pdf, name, detail):
-    """11 pt body type (median word at least 10.3 pt high), picture numbers at least 6.5 pt, nothing
+    """11 pt body type (median word at least 9.6 pt high, see below), picture numbers at least 6.5 pt, nothing
     below the frame's bottom, no \\small or shrink in the source."""
     _, out, kept = builtins_pdf[name, detail]
     tex = (kept / f"{name}-slides.tex").read_text(encoding="utf-8")
@@ -186,9 +186,10 @@ def test_slides_are_readable_from_the_back_row(builtins_pdf, name, detail):
     body = [w for w in words if 0.2 < w[1] and w[2] < 0.93]  # below the frame title, above the footline
     # pdftotext's height is the font's bounding box: 11 pt maths measures 9.7 (italic) to 10.3 (digits),
     # 11 pt text 14.2, the same at \small 8.8 to 12.9; sub- and superscripts and picture labels, below 8,
-    # are small in any deck and are left out of the median
+    # are small in any deck and are left out of the median. The issue's 10.3 was measured another way;
+    # here 9.6 separates 11 pt (a maths-heavy deck: 9.7 to 10.3) from \\small (8.8 to 9.4)
     heights = sorted(h for _, _, _, h, _ in body if h >= 8)
-    assert heights[len(heights) // 2] >= 10.3, f"median body word {heights[len(heights) // 2]:.1f} pt"
+    assert heights[len(heights) // 2] >= 9.6, f"median body word {heights[len(heights) // 2]:.1f} pt"
     numbers = [w for w in body if re.fullmatch(r"[−-]?\d+(\.\d+)?", w[4])]
     smallest = min(numbers, key=lambda w: w[3])
     assert smallest[3] >= 6.5, f"a number {smallest[4]!r} on page {smallest[0]} is {smallest[3]:.1f} pt high"

@@ -73,7 +73,7 @@ def chars(tex: str) -> float:
     while i < len(tex):
         c = tex[i]
         if c == "\\":
-            name = re.match(r"\\([a-zA-Z]+|.)", tex[i:]).group(1)
+            name = re.match(r"\\([a-zA-Z]+|.?)", tex[i:], re.DOTALL).group(1)  # (a lone \\ at the end: "")
             i += 1 + len(name)
             if name == "frac":
                 top, i = group(tex, i)
