@@ -11,7 +11,7 @@ import numpy as np
 from .errors import ScenarioError
 from .scenario.model import Scenario, parse_path
 
-TEXT_KEYS = {"iteration", "sample", "label", "after", "scenario", "classes"}
+TEXT_KEYS = {"iteration", "sample", "label", "after", "scenario", "classes", "step"}
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,13 @@ This module must not import SymPy: `symcnn values` is the fast path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..scenario.model import Activation, Pool, Scenario, pool_window, winner_cell
+from . import optimizers
 
 # ---------------------------------------------------------------- layers, forward next to backward
 
@@ -152,6 +153,9 @@ class Update:
     dense_biases: np.ndarray
     filters: list
     filter_biases: np.ndarray
+    step: int = 1  # the optimizer's step number t
+    # the optimizer's state after the step, per learning parameter tensor: "m_dense_weights", ...
+    state: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,7 @@ class Trace:
             "scenario": self.scenario,
             "classes": list(self.classes),
             "steps": [_plain(s, skip=("winners",)) for s in self.steps],
-            "updates": [_plain(u) for u in self.updates],
+            "updates": [{**_plain(u, skip=("state",)), **_to_json(u.state)} for u in self.updates],
             "final": [_plain(f) for f in self.final],
         }
 
@@ -201,6 +205,8 @@ def _to_json(value):
         return value.astype(np.float64).tolist()
     if isinstance(value, list):
         return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
     if isinstance(value, (float, np.floating)):
         return float(value)
     return value
@@ -227,6 +233,7 @@ def forward_backward(sc: Scenario, params: Params, x: np.ndarray, y: int) -> dic
     dL_da = pool_backward(dL_dm, a.shape, sc.pool, winner)
     dL_dz = dL_da * activate_derivative(z, a, sc.activation)
     dL_dw, dL_db = conv_backward(dL_dz, windows)
+    size_w, size_b = conv_backward(np.abs(dL_dz), np.abs(windows))  # sums of |terms|: their rounding bound
     return dict(
         conv=z,
         activated=a,
@@ -245,6 +252,7 @@ def forward_backward(sc: Scenario, params: Params, x: np.ndarray, y: int) -> dic
         grad_activated=dL_da,
         grad_conv=dL_dz,
         winners=winner,
+        sizes={"grad_filters": size_w, "grad_filter_biases": size_b},
     )
 
 
@@ -262,14 +270,30 @@ def filters_as_given(sc: Scenario, w: np.ndarray) -> list[np.ndarray]:
     return [w[k][0] if f.ndim == 2 else w[k] for k, f in enumerate(sc.conv.filters)]
 
 
-def apply_update(sc: Scenario, params: Params, grads: dict, scale: float) -> Params:
-    """Parameters after one SGD step with ``scale`` times the summed gradients."""
-    eta = sc.training.learning_rate * scale
-    w, b = params.w, params.b
-    if sc.training.update_filters:
-        w = w - eta * grads["grad_filters"]
-        b = b - eta * grads["grad_filter_biases"]
-    return Params(w, b, params.W - eta * grads["grad_dense_weights"], params.B - eta * grads["grad_dense_biases"])
+PARAMETERS = {"filters": "w", "filter_biases": "b", "dense_weights": "W", "dense_biases": "B"}  # JSON key -> field
+
+
+def apply_update(sc: Scenario, params: Params, grads: dict, scale: float, state: dict, t: int, sizes: dict):
+    """Parameters and optimizer state after step ``t`` with ``scale`` times the summed gradients (``sizes``:
+    per entry, the sum of the magnitudes of the terms each gradient summed)."""
+    opt = sc.training.optimizer
+    learning = [k for k in PARAMETERS if sc.training.update_filters or not k.startswith("filter")]
+    named = {k: getattr(params, PARAMETERS[k]) for k in learning}
+    g = {k: scale * grads["grad_" + k] for k in learning}
+    if opt.kind != "sgd":
+        g = optimizers.without_residue(g, {k: scale * sizes["grad_" + k] for k in learning}, NOISE)
+    hyper = optimizers.hyperparameters(opt, sc.training.learning_rate)
+    new, state = optimizers.step(opt, hyper, named, g, state, t)
+    return Params(**{PARAMETERS[k]: new.get(k, getattr(params, PARAMETERS[k])) for k in PARAMETERS}), state
+
+
+def state_record(sc: Scenario, state: dict) -> dict:
+    """The optimizer state as `symcnn values` keys: "m_dense_weights", "velocity_filters" (per filter), ..."""
+    return {
+        f"{key}_{name}": filters_as_given(sc, value) if name == "filters" else value.copy()
+        for name, tensors in state.items()
+        for key, value in tensors.items()
+    }
 
 
 FINAL_KEYS = ("logits", "probs", "loss", "conv", "activated", "pooled", "features")
@@ -284,27 +308,41 @@ def run(sc: Scenario) -> Trace:
     batch = sc.training.update != "per_sample"
     scale = 1.0 / len(sc.inputs) if sc.training.update == "batch_mean" else 1.0
 
+    state: dict = {}  # the optimizer's, per parameter tensor
+
     def record(iteration: int, after: str | None) -> None:
         updates.append(
-            Update(iteration, after, params.W.copy(), params.B.copy(), filters_as_given(sc, params.w), params.b.copy())
+            Update(
+                iteration,
+                after,
+                params.W.copy(),
+                params.B.copy(),
+                filters_as_given(sc, params.w),
+                params.b.copy(),
+                len(updates) + 1,
+                state_record(sc, state),
+            )
         )
 
     for iteration in range(1, sc.training.iterations + 1):
         total = {key: 0.0 for key in GRAD_KEYS}
+        sizes = {key: 0.0 for key in GRAD_KEYS}  # per entry, the sum of |terms| of the summed gradient
         for sample in sc.inputs:
             values = forward_backward(sc, params, sample.pixels, sc.label_index(sample))
             grad_filters = values.pop("grad_filters")
+            size = {key: np.abs(values[key]) for key in GRAD_KEYS[2:]} | values.pop("sizes")
             steps.append(
                 Step(iteration, sample.name, sample.label, grad_filters=filters_as_given(sc, grad_filters), **values)
             )
             grads = {**values, "grad_filters": grad_filters}
             if batch:
                 total = {key: total[key] + grads[key] for key in GRAD_KEYS}
+                sizes = {key: sizes[key] + size[key] for key in GRAD_KEYS}
             else:
-                params = apply_update(sc, params, grads, 1.0)
+                params, state = apply_update(sc, params, grads, 1.0, state, len(updates) + 1, size)
                 record(iteration, sample.name)
         if batch:
-            params = apply_update(sc, params, total, scale)
+            params, state = apply_update(sc, params, total, scale, state, len(updates) + 1, sizes)
             record(iteration, None)
 
     final = []

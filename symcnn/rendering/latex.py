@@ -11,7 +11,14 @@ from .. import escape
 from ..engine.algebra import Sub
 from ..engine.notation import Notation, SymbolInfo
 
-BASE_TEX = {"eta": r"\eta"}
+BASE_TEX = {
+    "eta": r"\eta",
+    "mu": r"\mu",
+    "beta": r"\beta",
+    "epsilon": r"\varepsilon",
+    "mhat": r"\hat{m}",
+    "vhat": r"\hat{v}",
+}
 MAX_EXACT_DECIMALS = 6
 
 
@@ -99,7 +106,7 @@ class SymcnnLatexPrinter(LatexPrinter):
             sup = owner
             sub = index
         else:
-            sub = ",".join(part for part in (owner, index) if part)
+            sub = ",".join(part for part in (owner, index, info.time) if part)
         tex = base + (f"^{{{sup}}}" if sup else "") + (f"_{{{sub}}}" if sub else "")
         if info.grad:
             loss = "L"

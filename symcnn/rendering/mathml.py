@@ -13,7 +13,13 @@ from ..engine.algebra import Sub
 from ..engine.notation import NOTATION, Notation, SymbolInfo
 from .latex import format_number
 
-BASE_MATHML = {"eta": "\N{GREEK SMALL LETTER ETA}"}
+BASE_MATHML = {
+    "eta": "\N{GREEK SMALL LETTER ETA}",
+    "mu": "\N{GREEK SMALL LETTER MU}",
+    "beta": "\N{GREEK SMALL LETTER BETA}",
+    "epsilon": "\N{GREEK SMALL LETTER EPSILON}",
+}
+HATS = {"mhat": "m", "vhat": "v"}  # Adam's bias-corrected moments
 MINUS = "\N{MINUS SIGN}"
 FRACTION = re.compile(r"(-?)\\frac\{(\d+)\}\{(\d+)\}")
 SCIENTIFIC = re.compile(r"(-?)([\d.]+) \\times 10\^\{(-?\d+)\}")
@@ -72,12 +78,19 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
 
     def symbol(self, info: SymbolInfo):
         letter, owner_at = NOTATION[info.kind]
-        base = self.el("mi", text=BASE_MATHML.get(letter, letter))
+        base = self.el("mi", text=BASE_MATHML.get(letter, HATS.get(letter, letter)))
+        if letter in HATS:
+            base = self.el("mover", base, self.mo("^"))
+            base.setAttribute("accent", "true")
         prime = self.mo("\N{PRIME}") if info.new else None  # the parameter after an update: W'
         owner = self.el("mtext", text=info.owner) if info.owner is not None else None
         index = []
         for n, i in enumerate(info.index):
             index += ([self.mo(",")] if n else []) + [self.el("mn", text=str(i))]
+        if info.time is not None:  # t or t-1
+            index += [self.el("mi", text="t")] + (
+                [self.mo("\N{MINUS SIGN}"), self.el("mn", text="1")] if info.time != "t" else []
+            )
         if owner_at == "sup" and owner is not None:
             sup, sub = owner, index
         else:
