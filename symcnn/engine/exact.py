@@ -30,12 +30,28 @@ import sympy
 from sympy import Add, Mul, Piecewise, Pow, Rational, exp, log
 from sympy.printing.numpy import NumPyPrinter
 
+from ..display import Displayable
 from ..errors import VerificationError
 from ..progress import progress
 from ..scenario.model import Activation, Scenario, pool_window, winner_cell
-from .algebra import DPS, MaxOf, Quantity, chain, comparable, evaluate, exact, minus, plus, times, to_float, to_sympy
+from .algebra import (
+    DPS,
+    Group,
+    MaxOf,
+    Quantity,
+    agrees,
+    chain,
+    comparable,
+    evaluate,
+    exact,
+    minus,
+    plus,
+    times,
+    to_float,
+    to_sympy,
+)
 from .notation import Notation
-from .optimizer_exact import ExactOptimizer
+from .optimizer_exact import ExactOptimizer, legacy_cell
 
 FORWARD_KEYS = ("conv", "activated", "pooled", "features", "logits", "probs", "loss")
 BACKWARD_KEYS = (
@@ -145,15 +161,6 @@ def exactify(values: np.ndarray) -> np.ndarray:
         if not isinstance(value, (Fraction, int)) and not value:
             out[index] = Fraction(0)
     return out
-
-
-def agrees(symbolic, value) -> bool:
-    """Exact values must be equal; 50-digit ones equal to 30 digits."""
-    if symbolic == value:
-        return True
-    if isinstance(symbolic, (Fraction, int)) and isinstance(value, (Fraction, int)):
-        return False
-    return abs(symbolic - value) <= mpmath.mpf(10) ** -30 * max(1, abs(value))
 
 
 # ---------------------------------------------------------------- rules: SymPy expressions, lambdified
@@ -310,65 +317,6 @@ class Rules:
 # ---------------------------------------------------------------- lazily built quantities
 
 
-class Group:
-    """An array of quantities of one kind (``conv``, ``grad_dense_weights``, ...): exact values in bulk,
-    a ``Quantity`` built for a cell when asked for it (``group[k, i, j]``); ``group[k]`` is a sub-array."""
-
-    def __init__(self, key: str, values: np.ndarray, make, offset: tuple = (), cache: dict | None = None) -> None:
-        self.key = key
-        self.values = values
-        self._make = make
-        self._offset = offset
-        self._cache = {} if cache is None else cache
-
-    @property
-    def shape(self) -> tuple:
-        return self.values.shape
-
-    @property
-    def ndim(self) -> int:
-        return self.values.ndim
-
-    @property
-    def size(self) -> int:
-        return self.values.size
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __getitem__(self, index):
-        index = index if isinstance(index, tuple) else (index,)
-        index = tuple(int(i) for i in index)
-        if len(index) == self.values.ndim:
-            full = self._offset + index
-            q = self._cache.get(full)
-            if q is None:
-                q = self._cache[full] = self._make(full)
-            return q
-        return Group(self.key, self.values[index], self._make, self._offset + index, self._cache)
-
-    def __iter__(self):
-        for i in range(len(self)):
-            yield self[i]
-
-    @property
-    def flat(self):
-        for index in np.ndindex(*self.shape):
-            yield self[index]
-
-    def item(self) -> Quantity:
-        return self[()]
-
-    def numbers(self) -> np.ndarray:
-        """The values as SymPy numbers (for matrices), without building quantities."""
-        return np.vectorize(to_sympy, otypes=[object])(self.values)
-
-    def indices(self):
-        """(full index, exact value) of every cell."""
-        for index in np.ndindex(*self.shape):
-            yield self._offset + index, self.values[index]
-
-
 @dataclass
 class StepDerivation:
     """One forward pass (and, for training steps, its backward pass): groups of quantities."""
@@ -397,7 +345,7 @@ class UpdateDerivation:
 
 
 @dataclass
-class Derivation:
+class Derivation(Displayable):  # Jupyter shows the worked solution (symcnn.jupyter.show)
     scenario: Scenario
     notation: Notation
     steps: list[StepDerivation]
@@ -445,22 +393,6 @@ class Derivation:
                 env[D.symbol_of(key, index)] = to_sympy(initial[key][index])
         return env
 
-    # Jupyter display: the worked solution (symcnn.jupyter builds it through check and build_document)
-    def _repr_html_(self) -> str:
-        from ..jupyter import solution_html
-
-        return solution_html(self)
-
-    def _repr_markdown_(self) -> str:
-        from ..jupyter import solution_markdown
-
-        return solution_markdown(self)
-
-    def _repr_latex_(self) -> str:
-        from ..jupyter import solution_latex
-
-        return solution_latex(self)
-
 
 # ---------------------------------------------------------------- the deriver
 
@@ -493,7 +425,7 @@ class Deriver:
 
     @cached_property
     def optimizer(self) -> ExactOptimizer:
-        return ExactOptimizer(self)
+        return ExactOptimizer(self.sc, self.N)
 
     # symbols -----------------------------------------------------------------------------
     def x(self, c, r, q):
@@ -873,8 +805,9 @@ class Deriver:
         if self.optimizer.active:  # momentum, adam: engine/optimizer_exact.py
             keys = [k for k in PARAMETER_KEYS if self.sc.training.update_filters or not k.startswith("filter")]
             totals = {k: sum(step.values[GRADIENT_OF[k]] for step in steps) * scale for k in keys}
-            new, record.optimizer = self.optimizer.update(keys, params, totals)
+            new, state, record.optimizer = self.optimizer.update({k: params[k] for k in keys}, totals)
             new = {**{k: params[k].copy() for k in PARAMETER_KEYS if k not in keys}, **new}
+            new.update({f"{name}_{k}": array for k, tensors in state.items() for name, array in tensors.items()})
         else:
             new = self.update_values(params, steps, scale)
         record.values = new
@@ -888,10 +821,14 @@ class Deriver:
             if key not in record.optimizer["grads"]:  # a frozen parameter keeps its value
                 symbol = self.symbol_of(key, index)
                 return self.make(record, key, index, self.symbol_of(key, index, new=True), symbol)
-            return self.optimizer.equations(record, key, index)[-1]
+            return self.optimizer_equations(record, key, index)[-1]
         param = next(k for k in PARAMETER_KEYS if key.endswith("_" + k))
         name = key[: -len(param) - 1]
-        return next(q for q in self.optimizer.equations(record, param, index) if q.path.endswith(f".{name}"))
+        return next(q for q in self.optimizer_equations(record, param, index) if q.path.endswith(f".{name}"))
+
+    def optimizer_equations(self, record: UpdateDerivation, key: str, index: tuple) -> list[Quantity]:
+        """g_t, the state equations and p' of one parameter cell of a momentum/Adam update."""
+        return self.optimizer.equations(record.optimizer, key, index, legacy_cell(self, record, key, index))
 
 
 def derive(sc: Scenario) -> Derivation:

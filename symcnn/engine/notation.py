@@ -39,6 +39,10 @@ NOTATION: dict[str, tuple[str, str | None]] = {
     "beta": ("beta", None),
     "eps": ("epsilon", None),
     "step": ("t", None),
+    # hidden dense layers of a stack (owner: the layer's name)
+    "hidden": ("h", "sup"),
+    "weight": ("W", "sup"),
+    "bias": ("b", "sup"),
 }
 
 # gradient kinds: d L / d <kind>

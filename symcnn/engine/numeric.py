@@ -1,7 +1,8 @@
-"""The NumPy engine: forward, backward, SGD updates and the final pass -> Trace.
+"""The NumPy engine: forward, backward, SGD updates and the final pass over any stack of layers -> Trace.
 
-Each forward step sits next to its backward step. Names follow the maths: x input, w filter weights,
-b filter biases, z conv output, a activated, m pooled, f features, W/B dense, o logits, p probs, L loss.
+Each layer kind's forward and backward live side by side in its own module (``symcnn.layers``); this
+module walks the stack: forward top to bottom, backward bottom to top, then the update. Names follow the
+maths: x input, w/b filter weights and biases, W/B dense weights and biases, o logits, p probs, L loss.
 This module must not import SymPy: `symcnn values` is the fast path.
 """
 
@@ -10,114 +11,94 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from ..scenario.model import Activation, Pool, Scenario, pool_window, winner_cell
+from ..layers import activation, conv, dense, pool, softmax_ce
+from ..scenario.model import Scenario
 from . import optimizers
 
-# ---------------------------------------------------------------- layers, forward next to backward
+# ---------------------------------------------------------------- one layer, forward next to backward
+# forward(layer, params, h, noise, last) -> (output, cache, noise); backward(layer, params, h, output, cache,
+# dL/d(output)) -> (dL/d(input), (dL/dweights, dL/dbiases) or None). ``noise`` is the rounding-noise bound
+# of the values flowing on (set by conv and dense, passed through by activations, read by max pooling).
 
 
-# Rounding noise: a float sum whose exact value is 0 (0.1 + 0.2 - 0.3) lands within a few ulps of its
-# terms' magnitude. Such a value is taken as exactly 0, and max-pool values that close as tied, so
-# kinks (ReLU'(0) = 0) and ties (the first maximum wins) follow the exact arithmetic of the scenario.
-NOISE = 16 * np.finfo(np.float64).eps
+def _conv_forward(layer, params, h, noise, last):
+    z, windows, noise = conv.forward(h, *params, layer.stride, layer.padding)
+    return z, windows, noise
 
 
-def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, padding: int):
-    """x: C x H x W, w: K x C x kh x kw -> z: K x H' x W' (cross-correlation), the windows used, and
-    each cell's rounding-noise bound."""
-    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding)))
-    kh, kw = w.shape[2:]
-    windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
-    z = np.einsum("chwuv,kcuv->khw", windows, w) + b[:, None, None]
-    noise = NOISE * (np.einsum("chwuv,kcuv->khw", np.abs(windows), np.abs(w)) + np.abs(b)[:, None, None])
-    return np.where(np.abs(z) <= noise, 0.0, z), windows, noise
+def _conv_backward(layer, params, h, out, windows, g):
+    dw, db = conv.backward(g, windows)
+    return conv.input_gradient(g, params[0], layer.stride, layer.padding, h.shape), (dw, db)
 
 
-def conv_backward(dL_dz: np.ndarray, windows: np.ndarray):
-    dL_dw = np.einsum("khw,chwuv->kcuv", dL_dz, windows)
-    dL_db = dL_dz.sum(axis=(1, 2))
-    return dL_dw, dL_db
+def _activation_forward(layer, params, h, noise, last):
+    return activation.forward(h, layer), None, noise
 
 
-def activate(z: np.ndarray, activation: Activation) -> np.ndarray:
-    kind = activation.kind
-    if kind == "relu":
-        return np.maximum(z, 0.0)
-    if kind == "leaky_relu":
-        return np.where(z > 0, z, activation.slope * z)
-    if kind == "sigmoid":
-        e = np.exp(-np.abs(z))  # never overflows; exact to the last digit on both sides
-        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    if kind == "tanh":
-        return np.tanh(z)
-    return z.copy()
+def _activation_backward(layer, params, h, out, cache, g):
+    return g * activation.derivative(h, out, layer), None
 
 
-def activate_derivative(z: np.ndarray, a: np.ndarray, activation: Activation) -> np.ndarray:
-    """da/dz with ReLU'(0) = 0 and leaky ReLU'(0) = slope."""
-    kind = activation.kind
-    if kind == "relu":
-        return (z > 0).astype(np.float64)
-    if kind == "leaky_relu":
-        return np.where(z > 0, 1.0, activation.slope)
-    if kind == "sigmoid":
-        return a * (1.0 - a)
-    if kind == "tanh":
-        return 1.0 - a * a
-    return np.ones_like(z)
+def _pool_forward(layer, params, h, noise, last):
+    m, winner = pool.forward(h, layer, noise)
+    return m, winner, None
 
 
-def pool_forward(a: np.ndarray, pool: Pool, noise: np.ndarray | None = None):
-    """a: K x H' x W' -> m: K x H'' x W'' and the routing needed by the backward step."""
-    if pool.kind == "none":
-        return a.copy(), None
-    (ph, pw), (sh, sw) = pool_window(pool, a.shape[1:])
-    windows = sliding_window_view(a, (ph, pw), axis=(1, 2))[:, ::sh, ::sw]
-    flat = windows.reshape(*windows.shape[:3], ph * pw)
-    if pool.kind == "max":
-        # the first maximum in row-major order, as PyTorch; values within rounding noise are ties
-        tolerance = 0.0 if noise is None else sliding_window_view(noise, (ph, pw), axis=(1, 2))[:, ::sh, ::sw]
-        tolerance = np.broadcast_to(tolerance, windows.shape).reshape(flat.shape)
-        winner = np.argmax(flat >= flat.max(axis=-1, keepdims=True) - 2 * tolerance, axis=-1)
-        return np.take_along_axis(flat, winner[..., None], axis=-1)[..., 0], winner
-    return flat.mean(axis=-1), None
+def _pool_backward(layer, params, h, out, winner, g):
+    return pool.backward(g, h.shape, layer, winner), None
 
 
-def pool_backward(dL_dm: np.ndarray, shape: tuple, pool: Pool, winner: np.ndarray | None) -> np.ndarray:
-    if pool.kind == "none":
-        return dL_dm
-    (ph, pw), (sh, sw) = pool_window(pool, shape[1:])
-    dL_da = np.zeros(shape)
-    k, i, j = np.indices(dL_dm.shape)
-    if pool.kind == "max":
-        np.add.at(dL_da, (k, *winner_cell(i, j, winner, (ph, pw), (sh, sw))), dL_dm)
-        return dL_da
-    share = dL_dm / (ph * pw)
-    for u in range(ph):
-        for v in range(pw):
-            np.add.at(dL_da, (k, i * sh + u, j * sw + v), share)
-    return dL_da
+def _dense_forward(layer, params, h, noise, last):
+    o, noise = dense.forward(h.reshape(-1), *params, snap=not last)
+    return o, None, noise
 
 
-def softmax_cross_entropy(o: np.ndarray, y: int):
-    """p = softmax(o) and L = -log p_y, both computed stably."""
-    shifted = o - o.max()
-    log_sum = np.log(np.exp(shifted).sum())
-    p = np.exp(shifted - log_sum)
-    return p, float(log_sum - shifted[y])
+def _dense_backward(layer, params, h, out, cache, g):
+    dW, dB, df = dense.backward(g, h.reshape(-1), params[0])
+    return df.reshape(h.shape), (dW, dB)
+
+
+RULES = {
+    "conv": (_conv_forward, _conv_backward),
+    "activation": (_activation_forward, _activation_backward),
+    "pool": (_pool_forward, _pool_backward),
+    "dense": (_dense_forward, _dense_backward),
+}
+
+
+def initial_params(sc: Scenario) -> list:
+    """Per layer: (weights, biases) as float arrays for conv and dense layers, None for the others."""
+    return [layer.parameters() if layer.layer in ("conv", "dense") else None for layer in sc.layers]
+
+
+def learns(sc: Scenario, layer) -> bool:
+    return layer.layer == "dense" or (layer.layer == "conv" and sc.training.update_filters)
+
+
+def forward_backward(sc: Scenario, params: list, x: np.ndarray, y: int, backward: bool = True) -> dict:
+    """Every value of one sample's forward (and backward) pass at ``params``: per layer its input,
+    output and routing, then softmax and the loss, then the gradients from the loss back to the image."""
+    h, noise, records = x, None, []
+    last = len(sc.layers) - 1
+    for n, (layer, p) in enumerate(zip(sc.layers, params)):
+        out, cache, noise = RULES[layer.layer][0](layer, p, h, noise, n == last)
+        records.append({"input": h, "output": out, "cache": cache})
+        h = out
+    probs, loss = softmax_ce.forward(h, y)
+    values = {"records": records, "logits": h, "probs": probs, "loss": loss}
+    if not backward:
+        return values
+    g = softmax_ce.backward(probs, y)
+    values["grad_logits"] = g
+    for layer, p, rec in zip(reversed(sc.layers), reversed(params), reversed(records)):
+        rec["grad_output"] = g
+        g, rec["grads"] = RULES[layer.layer][1](layer, p, rec["input"], rec["output"], rec["cache"], g)
+    values["grad_input"] = g
+    return values
 
 
 # ---------------------------------------------------------------- the trace
-
-
-@dataclass(frozen=True)
-class Params:
-    w: np.ndarray  # K x C x kh x kw
-    b: np.ndarray  # K
-    W: np.ndarray  # classes x features
-    B: np.ndarray  # classes
 
 
 @dataclass(frozen=True)
@@ -125,36 +106,41 @@ class Step:
     iteration: int
     sample: str
     label: str
-    conv: np.ndarray
-    activated: np.ndarray
-    pooled: np.ndarray
-    features: np.ndarray
     logits: np.ndarray
     probs: np.ndarray
     loss: float
     grad_logits: np.ndarray
-    grad_dense_weights: np.ndarray
-    grad_dense_biases: np.ndarray
-    grad_filters: list
-    grad_filter_biases: np.ndarray
+    layers: list  # per layer: kind, name, output, grad_output (conv/dense: grad_weights, grad_biases)
+    grad_input: np.ndarray  # dL/dx in the shape the input was given
+    # the legacy keys (conv, activated, ..., grad_filters), for scenarios given with them; None for stacks
+    conv: np.ndarray | None = None
+    activated: np.ndarray | None = None
+    pooled: np.ndarray | None = None
+    features: np.ndarray | None = None
+    grad_dense_weights: np.ndarray | None = None
+    grad_dense_biases: np.ndarray | None = None
+    grad_filters: list | None = None
+    grad_filter_biases: np.ndarray | None = None
     # beyond the contract (extra keys are allowed): the chain rule's intermediate gradients
-    grad_features: np.ndarray
-    grad_pooled: np.ndarray
-    grad_activated: np.ndarray
-    grad_conv: np.ndarray
+    grad_features: np.ndarray | None = None
+    grad_pooled: np.ndarray | None = None
+    grad_activated: np.ndarray | None = None
+    grad_conv: np.ndarray | None = None
     winners: np.ndarray | None = None  # max pool: index of the winning cell in each window
+    routes: list = field(default_factory=list)  # per layer: max pool winners, else None (not in the JSON)
 
 
 @dataclass(frozen=True)
 class Update:
     iteration: int
     after: str | None
-    dense_weights: np.ndarray
-    dense_biases: np.ndarray
-    filters: list
-    filter_biases: np.ndarray
+    layers: list  # per learning layer: name, weights, biases
+    dense_weights: np.ndarray | None = None  # the legacy keys
+    dense_biases: np.ndarray | None = None
+    filters: list | None = None
+    filter_biases: np.ndarray | None = None
     step: int = 1  # the optimizer's step number t
-    # the optimizer's state after the step, per learning parameter tensor: "m_dense_weights", ...
+    # legacy scenarios, beyond the contract: the optimizer state as flat keys (m_dense_weights, ...)
     state: dict = field(default_factory=dict)
 
 
@@ -164,11 +150,12 @@ class Final:
     logits: np.ndarray
     probs: np.ndarray
     loss: float
-    # beyond the contract: the final forward pass's feature maps
-    conv: np.ndarray
-    activated: np.ndarray
-    pooled: np.ndarray
-    features: np.ndarray
+    layers: list  # per layer: kind, name, output
+    # beyond the contract: the final forward pass's feature maps (legacy scenarios)
+    conv: np.ndarray | None = None
+    activated: np.ndarray | None = None
+    pooled: np.ndarray | None = None
+    features: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -184,7 +171,7 @@ class Trace:
         return {
             "scenario": self.scenario,
             "classes": list(self.classes),
-            "steps": [_plain(s, skip=("winners",)) for s in self.steps],
+            "steps": [_plain(s, skip=("winners", "routes")) for s in self.steps],
             "updates": [{**_plain(u, skip=("state",)), **_to_json(u.state)} for u in self.updates],
             "final": [_plain(f) for f in self.final],
         }
@@ -193,9 +180,9 @@ class Trace:
 def _plain(record, skip: tuple[str, ...] = ()) -> dict:
     out = {}
     for item in fields(record):
-        if item.name in skip:
-            continue
         value = getattr(record, item.name)
+        if item.name in skip or (value is None and item.default is None and item.name != "after"):
+            continue
         out[item.name] = _to_json(value)
     return out
 
@@ -206,98 +193,118 @@ def _to_json(value):
     if isinstance(value, list):
         return [_to_json(v) for v in value]
     if isinstance(value, dict):
-        return {k: _to_json(v) for k, v in value.items()}
+        return {key: _to_json(v) for key, v in value.items()}
     if isinstance(value, (float, np.floating)):
         return float(value)
     return value
 
 
-# ---------------------------------------------------------------- one sample, the loop
+# ---------------------------------------------------------------- records of a pass
 
 
-def forward_backward(sc: Scenario, params: Params, x: np.ndarray, y: int) -> dict:
-    """Every value of one sample's forward and backward pass at ``params``."""
-    z, windows, noise = conv_forward(x, params.w, params.b, sc.conv.stride, sc.conv.padding)
-    a = activate(z, sc.activation)
-    m, winner = pool_forward(a, sc.pool, noise)
-    f = m.reshape(-1)  # filter-major, then row-major
-    o = params.W @ f + params.B
-    p, L = softmax_cross_entropy(o, y)
-
-    dL_do = p.copy()
-    dL_do[y] -= 1.0
-    dL_dW = np.outer(dL_do, f)
-    dL_dB = dL_do
-    dL_df = params.W.T @ dL_do
-    dL_dm = dL_df.reshape(m.shape)
-    dL_da = pool_backward(dL_dm, a.shape, sc.pool, winner)
-    dL_dz = dL_da * activate_derivative(z, a, sc.activation)
-    dL_dw, dL_db = conv_backward(dL_dz, windows)
-    size_w, size_b = conv_backward(np.abs(dL_dz), np.abs(windows))  # sums of |terms|: their rounding bound
-    return dict(
-        conv=z,
-        activated=a,
-        pooled=m,
-        features=f,
-        logits=o,
-        probs=p,
-        loss=L,
-        grad_logits=dL_do,
-        grad_dense_weights=dL_dW,
-        grad_dense_biases=dL_dB,
-        grad_filters=dL_dw,
-        grad_filter_biases=dL_db,
-        grad_features=dL_df,
-        grad_pooled=dL_dm,
-        grad_activated=dL_da,
-        grad_conv=dL_dz,
-        winners=winner,
-        sizes={"grad_filters": size_w, "grad_filter_biases": size_b},
-    )
+def _as_given(layer, w):
+    return layer.as_given(w) if layer.layer == "conv" else w
 
 
-def initial_params(sc: Scenario) -> Params:
-    return Params(
-        w=np.stack([f.weights for f in sc.conv.filters]).astype(np.float64),
-        b=np.array([f.bias for f in sc.conv.filters], dtype=np.float64),
-        W=np.array(sc.dense.weights, dtype=np.float64),
-        B=np.array(sc.dense.biases, dtype=np.float64),
-    )
+def layer_records(sc: Scenario, values: dict, backward: bool = True) -> list[dict]:
+    """The contract's `layers` entries of a step (or, without ``backward``, of the final pass)."""
+    out = []
+    for layer, rec in zip(sc.layers, values["records"]):
+        entry = {"kind": layer.layer, "name": layer.name, "output": rec["output"]}
+        if backward:
+            entry["grad_output"] = rec["grad_output"]
+            if rec["grads"] is not None:
+                entry["grad_weights"] = _as_given(layer, rec["grads"][0])
+                entry["grad_biases"] = rec["grads"][1]
+        out.append(entry)
+    return out
 
 
-def filters_as_given(sc: Scenario, w: np.ndarray) -> list[np.ndarray]:
-    """Per filter, in the shape the scenario gave (kh x kw or C x kh x kw)."""
-    return [w[k][0] if f.ndim == 2 else w[k] for k, f in enumerate(sc.conv.filters)]
+def input_as_given(sc: Scenario, dx: np.ndarray) -> np.ndarray:
+    return dx[0] if sc.inputs[0].ndim == 2 else dx
 
 
-PARAMETERS = {"filters": "w", "filter_biases": "b", "dense_weights": "W", "dense_biases": "B"}  # JSON key -> field
-
-
-def apply_update(sc: Scenario, params: Params, grads: dict, scale: float, state: dict, t: int, sizes: dict):
-    """Parameters and optimizer state after step ``t`` with ``scale`` times the summed gradients (``sizes``:
-    per entry, the sum of the magnitudes of the terms each gradient summed)."""
-    opt = sc.training.optimizer
-    learning = [k for k in PARAMETERS if sc.training.update_filters or not k.startswith("filter")]
-    named = {k: getattr(params, PARAMETERS[k]) for k in learning}
-    g = {k: scale * grads["grad_" + k] for k in learning}
-    if opt.kind != "sgd":
-        g = optimizers.without_residue(g, {k: scale * sizes["grad_" + k] for k in learning}, NOISE)
-    hyper = optimizers.hyperparameters(opt, sc.training.learning_rate)
-    new, state = optimizers.step(opt, hyper, named, g, state, t)
-    return Params(**{PARAMETERS[k]: new.get(k, getattr(params, PARAMETERS[k])) for k in PARAMETERS}), state
-
-
-def state_record(sc: Scenario, state: dict) -> dict:
-    """The optimizer state as `symcnn values` keys: "m_dense_weights", "velocity_filters" (per filter), ..."""
+def legacy_values(sc: Scenario, values: dict, backward: bool = True) -> dict:
+    """The legacy keys (conv, activated, ..., grad_conv) of a scenario given as conv/activation/pool/dense."""
+    if sc.is_stack:
+        return {}
+    recs = values["records"]
+    c, a, d = recs[0], recs[1], recs[-1]
+    m = recs[2] if len(recs) == 4 else None
+    pooled = a["output"].copy() if m is None else m["output"]
+    out = dict(conv=c["output"], activated=a["output"], pooled=pooled, features=pooled.reshape(-1))
+    if not backward:
+        return out
+    grad_pooled = (a if m is None else m)["grad_output"]
     return {
-        f"{key}_{name}": filters_as_given(sc, value) if name == "filters" else value.copy()
-        for name, tensors in state.items()
-        for key, value in tensors.items()
+        **out,
+        "grad_dense_weights": d["grads"][0],
+        "grad_dense_biases": d["grads"][1],
+        "grad_filters": sc.conv.as_given(c["grads"][0]),
+        "grad_filter_biases": c["grads"][1],
+        "grad_features": grad_pooled.reshape(-1),
+        "grad_pooled": grad_pooled,
+        "grad_activated": a["grad_output"],
+        "grad_conv": c["grad_output"],
+        "winners": None if m is None else m["cache"],
     }
 
 
-FINAL_KEYS = ("logits", "probs", "loss", "conv", "activated", "pooled", "features")
-GRAD_KEYS = ("grad_filters", "grad_filter_biases", "grad_dense_weights", "grad_dense_biases")
+# ---------------------------------------------------------------- the loop
+
+
+def apply_update(sc: Scenario, params: list, grads: list, scale: float, state: dict, t: int, sizes: list):
+    """Parameters and optimizer state after step ``t`` with ``scale`` times the summed gradients (frozen
+    layers kept). ``state``: per parameter tensor (layer n, 0 weights / 1 biases); ``sizes``: per gradient
+    entry, the sum of the magnitudes of the terms it summed (its rounding bound)."""
+    opt = sc.training.optimizer
+    learning = [n for n, (layer, g) in enumerate(zip(sc.layers, grads)) if g is not None and learns(sc, layer)]
+    named = {(n, part): params[n][part] for n in learning for part in (0, 1)}
+    g = {(n, part): scale * grads[n][part] for n in learning for part in (0, 1)}
+    if opt.kind != "sgd":  # within rounding of 0 counts as 0 (Adam would make a residue a step)
+        g = optimizers.without_residue(g, {(n, part): scale * sizes[n][part] for n, part in g}, conv.NOISE)
+    hyper = optimizers.hyperparameters(opt, sc.training.learning_rate)
+    new, state = optimizers.step(opt, hyper, named, g, state, t)
+    return [(new[n, 0], new[n, 1]) if n in learning else p for n, p in enumerate(params)], state
+
+
+def gradient_sizes(sc: Scenario, values: dict) -> list:
+    """Per layer with parameters, the sums of |terms| of its gradients: conv sums over cells, dense ones
+    are products (their own magnitude)."""
+    out = []
+    for layer, rec in zip(sc.layers, values["records"]):
+        if rec["grads"] is None:
+            out.append(None)
+        elif layer.layer == "conv":
+            out.append(conv.backward(np.abs(rec["grad_output"]), np.abs(rec["cache"])))
+        else:
+            out.append((np.abs(rec["grads"][0]), np.abs(rec["grads"][1])))
+    return out
+
+
+STATE_KEYS = {"velocity": ("velocity", "velocity_biases"), "m": ("m", "m_biases"), "v": ("v", "v_biases")}
+
+
+def update_record(sc: Scenario, iteration: int, after: str | None, params: list, state: dict, t: int) -> Update:
+    entries, flat = [], {}
+    for n, (layer, p) in enumerate(zip(sc.layers, params)):
+        if p is None or not learns(sc, layer):
+            continue
+        entry = {"name": layer.name, "weights": _as_given(layer, p[0]).copy(), "biases": p[1].copy(), "state": {}}
+        for part in (0, 1):
+            for key, value in state.get((n, part), {}).items():
+                entry["state"][STATE_KEYS[key][part]] = _as_given(layer, value) if part == 0 else value.copy()
+                if not sc.is_stack:
+                    name = ("filters", "filter_biases", "dense_weights", "dense_biases")[part + (2 if n else 0)]
+                    flat[f"{key}_{name}"] = entry["state"][STATE_KEYS[key][part]]
+        entries.append(entry)
+    legacy = {}
+    if not sc.is_stack:
+        (w, b), (W, B) = params[0], params[-1]
+        legacy = dict(
+            dense_weights=W.copy(), dense_biases=B.copy(), filters=sc.conv.as_given(w), filter_biases=b.copy()
+        )
+    return Update(iteration, after, entries, **legacy, step=t, state=flat)
 
 
 def run(sc: Scenario) -> Trace:
@@ -307,46 +314,58 @@ def run(sc: Scenario) -> Trace:
     updates: list[Update] = []
     batch = sc.training.update != "per_sample"
     scale = 1.0 / len(sc.inputs) if sc.training.update == "batch_mean" else 1.0
-
     state: dict = {}  # the optimizer's, per parameter tensor
 
-    def record(iteration: int, after: str | None) -> None:
-        updates.append(
-            Update(
-                iteration,
-                after,
-                params.W.copy(),
-                params.B.copy(),
-                filters_as_given(sc, params.w),
-                params.b.copy(),
-                len(updates) + 1,
-                state_record(sc, state),
-            )
-        )
+    def add(total, grads):
+        if total is None:
+            return grads
+        return [None if g is None else (t[0] + g[0], t[1] + g[1]) for t, g in zip(total, grads)]
 
     for iteration in range(1, sc.training.iterations + 1):
-        total = {key: 0.0 for key in GRAD_KEYS}
-        sizes = {key: 0.0 for key in GRAD_KEYS}  # per entry, the sum of |terms| of the summed gradient
+        total = sizes = None
         for sample in sc.inputs:
             values = forward_backward(sc, params, sample.pixels, sc.label_index(sample))
-            grad_filters = values.pop("grad_filters")
-            size = {key: np.abs(values[key]) for key in GRAD_KEYS[2:]} | values.pop("sizes")
+            grads = [rec["grads"] for rec in values["records"]]
             steps.append(
-                Step(iteration, sample.name, sample.label, grad_filters=filters_as_given(sc, grad_filters), **values)
+                Step(
+                    iteration,
+                    sample.name,
+                    sample.label,
+                    values["logits"],
+                    values["probs"],
+                    values["loss"],
+                    values["grad_logits"],
+                    layer_records(sc, values),
+                    input_as_given(sc, values["grad_input"]),
+                    routes=[
+                        rec["cache"] if layer.layer == "pool" else None
+                        for layer, rec in zip(sc.layers, values["records"])
+                    ],
+                    **legacy_values(sc, values),
+                )
             )
-            grads = {**values, "grad_filters": grad_filters}
+            size = gradient_sizes(sc, values)
             if batch:
-                total = {key: total[key] + grads[key] for key in GRAD_KEYS}
-                sizes = {key: sizes[key] + size[key] for key in GRAD_KEYS}
+                total, sizes = add(total, grads), add(sizes, size)
             else:
                 params, state = apply_update(sc, params, grads, 1.0, state, len(updates) + 1, size)
-                record(iteration, sample.name)
+                updates.append(update_record(sc, iteration, sample.name, params, state, len(updates) + 1))
         if batch:
             params, state = apply_update(sc, params, total, scale, state, len(updates) + 1, sizes)
-            record(iteration, None)
+            updates.append(update_record(sc, iteration, None, params, state, len(updates) + 1))
 
     final = []
     for sample in sc.inputs:
-        values = forward_backward(sc, params, sample.pixels, sc.label_index(sample))
-        final.append(Final(sample.name, **{key: values[key] for key in FINAL_KEYS}))
+        values = forward_backward(sc, params, sample.pixels, sc.label_index(sample), backward=False)
+        legacy = legacy_values(sc, values, backward=False)
+        final.append(
+            Final(
+                sample.name,
+                values["logits"],
+                values["probs"],
+                values["loss"],
+                layer_records(sc, values, False),
+                **legacy,
+            )
+        )
     return Trace(sc.name, sc.classes, tuple(steps), tuple(updates), tuple(final))

@@ -9,6 +9,7 @@ the cell's numbers, each must agree with the bulk value.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -117,12 +118,24 @@ def form_sqrt(x: Form) -> Form:
     return Form(Pow(x.expr, Rational(1, 2), evaluate=False))
 
 
-class ExactOptimizer:
-    """The optimizer across one derivation's updates: state per parameter tensor, step count t."""
+@dataclass(frozen=True)
+class Cell:
+    """One parameter cell of an update, as the worked equations need it."""
 
-    def __init__(self, deriver) -> None:
-        sc = deriver.sc
-        self.deriver = deriver
+    path: str  # where the new parameter sits in `symcnn values`
+    symbol: sympy.Symbol  # the parameter before the step
+    new: sympy.Symbol  # ... and after it
+    value: object  # its exact value before the step
+    grad_general: sympy.Expr  # g_t in the per-sample gradient symbols: (scale times) their sum
+    grad_env: dict  # those symbols -> exact values
+
+
+class ExactOptimizer:
+    """The optimizer across one derivation's updates: state per parameter tensor (any hashable name),
+    step count t; and one cell's worked equations."""
+
+    def __init__(self, sc, notation) -> None:
+        self.N = notation
         self.opt = sc.training.optimizer
         self.kind = optimizers.rule_kind(self.opt)
         self.hyper = optimizers.hyperparameters(self.opt, sc.training.learning_rate, exact)
@@ -133,74 +146,86 @@ class ExactOptimizer:
     def active(self) -> bool:
         return self.opt.kind != "sgd"
 
-    def update(self, keys, params: dict, totals: dict) -> tuple[dict, dict]:
-        """One step: (new parameters, record extras: t, the state before and after, the gradients)."""
+    def update(self, params: dict, totals: dict) -> tuple[dict, dict, dict]:
+        """One step over named tensors: (new parameters, new state, both as the engine's numbers; extras
+        for the worked equations: t, the state before, the gradients used)."""
         self.t += 1
-        named = {key: sympy_array(params[key]) for key in keys}
-        grads = without_residue({key: sympy_array(totals[key]) for key in keys})
+        named = {key: sympy_array(value) for key, value in params.items()}
+        grads = without_residue({key: sympy_array(value) for key, value in totals.items()})
         before = self.state
         new, self.state = optimizers.step(self.opt, self.hyper, named, grads, before, self.t, sqrt_each, zeros)
-        values = {key: native_array(new[key]) for key in keys}
-        for name, tensors in self.state.items():
-            for state, array in tensors.items():
-                values[f"{state}_{name}"] = native_array(array)
-        extras = {"t": self.t, "before": before, "grads": grads}
-        return values, extras
+        state = {name: {key: native_array(a) for key, a in tensors.items()} for name, tensors in self.state.items()}
+        return {key: native_array(a) for key, a in new.items()}, state, {"t": self.t, "before": before, "grads": grads}
 
-    # one cell's worked equations -----------------------------------------------------------
     def symbol(self, name: str, time: str | None = None):
         kind, index = SYMBOLS[name]
-        return self.deriver.N(kind, None, *index, time=time) if time else self.deriver.N(kind, None, *index)
+        return self.N(kind, None, *index, time=time) if time else self.N(kind, None, *index)
 
-    def equations(self, record, key: str, index: tuple) -> list[Quantity]:
-        """g_t, each state equation, and p' for parameter ``key[index]`` of update ``record``: symbol =
-        general = value, every value re-evaluated from its general form and compared with the bulk."""
-        D, extras = self.deriver, record.optimizer
+    def equations(self, extras: dict, tensor, index: tuple, cell: Cell) -> list[Quantity]:
+        """g_t, each state equation, and p' for one cell of tensor ``tensor``: symbol = general = value,
+        every value re-evaluated from its general form and compared with the rules' value."""
         state_names = optimizers.STATE[self.opt.kind]
-        before = extras["before"].get(key) or {}
-        numbers = {name: value for name, value in self.hyper.items()}
+        before = extras["before"].get(tensor) or {}
+        numbers = dict(self.hyper)
         numbers["t"] = sympy.Integer(extras["t"])
-        numbers["p"] = to_sympy(record.before[key][index])
-        numbers["g"] = extras["grads"][key][index]
+        numbers["p"] = to_sympy(cell.value)
+        numbers["g"] = extras["grads"][tensor][index]
         for name in state_names:
             numbers[name] = before[name][index] if before else sympy.Integer(0)
-        cell = optimizers.apply(self.kind, {**numbers, "sqrt": exact_sqrt})
+        values = optimizers.apply(self.kind, {**numbers, "sqrt": exact_sqrt})
         symbols = {name: self.symbol(name) for name in self.hyper}
-        symbols["t"] = self.symbol("t")
-        symbols["p"] = D.symbol_of(key, index)
-        symbols["g"] = self.symbol("g", "t")
+        symbols.update(t=self.symbol("t"), p=cell.symbol, g=self.symbol("g", "t"))
         for name in state_names:
             symbols[name] = self.symbol(name, "t-1")
         env = {symbols[name]: to_exact(numbers[name]) for name in numbers}
-        path = D.path(record, key, index)
-        quantities = [self.gradient(record, key, index, symbols["g"], env)]
+        quantities = [self.gradient(cell, symbols["g"], numbers["g"])]
         ns = {name: Form(symbol) for name, symbol in symbols.items()}
         for name, formula in optimizers.RULES[self.kind]:
             general = formula(SimpleNamespace(**ns, sqrt=form_sqrt)).expr
-            lhs = D.symbol_of(key, index, new=True) if name == "p" else self.symbol(name, "t")
-            value = getattr(cell, name)
+            lhs = cell.new if name == "p" else self.symbol(name, "t")
+            value = getattr(values, name)
             mine = {s: env[s] for s in general.free_symbols}
             shown = evaluate(general, mine)
             if not agree(shown, value):
-                raise VerificationError(f"{path}: {lhs} evaluates to {shown}, the optimizer rule gives {value}")
-            where = path if name == "p" else f"{path}.{name}"
-            quantities.append(Quantity(where, lhs, general, mine, value))
+                raise VerificationError(f"{cell.path}: {lhs} evaluates to {shown}, the optimizer rule gives {value}")
+            where = cell.path if name == "p" else f"{cell.path}.{name}"
+            quantities.append(Quantity(where, lhs, general, mine, to_sympy(value)))
             ns[name] = Form(lhs)
             env[lhs] = to_exact(value)
         return quantities
 
-    def gradient(self, record, key: str, index: tuple, symbol, env: dict) -> Quantity:
+    def gradient(self, cell: Cell, symbol, value) -> Quantity:
         """g_t: the update's gradient of the parameter, (scale times) the sum over its samples."""
-        D = self.deriver
-        info = D.N.info[D.symbol_of(key, index)]
-        grads = [D.N.grad(info.kind, info.owner, *info.index, sample=s.sample) for s in record.steps]
-        scale = Rational(record.scale.numerator, record.scale.denominator)
-        general = times(scale, plus(*grads)) if scale != 1 else plus(*grads)
-        mine = {s: D.lookup(s, record.steps[0], record.steps, record.before) for s in general.free_symbols}
-        value = env[symbol]
-        if not agree(evaluate(general, mine), value) and value != 0:  # 0: a rounding residue taken as 0
-            raise VerificationError(f"{D.path(record, key, index)}: g_t disagrees with the summed gradients")
-        return Quantity(f"{D.path(record, key, index)}.g", symbol, general, mine, to_sympy(value))
+        if not agree(evaluate(cell.grad_general, cell.grad_env), value) and value != 0:  # 0: a residue taken as 0
+            raise VerificationError(f"{cell.path}: g_t disagrees with the summed gradients")
+        return Quantity(f"{cell.path}.g", symbol, cell.grad_general, cell.grad_env, to_sympy(value))
+
+
+def gradient_form(grads: list, scale) -> sympy.Expr:
+    scale = Rational(scale.numerator, scale.denominator)
+    return times(scale, plus(*grads)) if scale != 1 else plus(*grads)
+
+
+def legacy_cell(D, record, key: str, index: tuple) -> Cell:
+    """A cell of a legacy scenario's update (engine/exact.py's Deriver and UpdateDerivation)."""
+    info = D.N.info[D.symbol_of(key, index)]
+    grads = [D.N.grad(info.kind, info.owner, *info.index, sample=s.sample) for s in record.steps]
+    general = gradient_form(grads, record.scale)
+    env = {s: D.lookup(s, record.steps[0], record.steps, record.before) for s in general.free_symbols}
+    symbol, new = D.symbol_of(key, index), D.symbol_of(key, index, new=True)
+    return Cell(D.path(record, key, index), symbol, new, record.before[key][index], general, env)
+
+
+def stack_cell(D, record, n: int, part: int, index: tuple, path: str, scale) -> Cell:
+    """A cell of a stack's update (engine/stack.py's StackDeriver and Record)."""
+    which = ("weights", "biases")[part]
+    env, grads = {}, []
+    for step in record.steps:
+        symbol = D.param_symbol(n, which, index, grad=True, sample=step.sample)
+        env[symbol] = step.values["records"][n]["grads"][part][index]
+        grads.append(symbol)
+    symbol, new = D.param_symbol(n, which, index), D.param_symbol(n, which, index, new=True)
+    return Cell(path, symbol, new, record.before[n][part][index], gradient_form(grads, scale), env)
 
 
 def agree(a, b) -> bool:
