@@ -167,7 +167,7 @@ def test_frozen_filters_have_no_state_and_sgd_none_at_all() -> None:
 def test_each_displayed_state_equation_reevaluates_to_its_value() -> None:
     d = derive(four_images({"kind": "adam"}, iterations=2, update="batch_sum", update_filters=True))
     names = []
-    for q in d.deriver.optimizer.equations(d.updates[1], "filters", (0, 0, 0, 1)):
+    for q in d.deriver.optimizer_equations(d.updates[1], "filters", (0, 0, 0, 1)):
         names.append(str(q.symbol))
         assert (
             q.value == symcnn.engine.algebra.to_sympy(symcnn.engine.algebra.evaluate(q.substituted))

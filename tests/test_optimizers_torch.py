@@ -75,10 +75,18 @@ def torch_optim_run(scenario: dict) -> dict:
         record = {"iteration": iteration, "after": after, "step": len(updates) + 1}
         for name, p in {"dense_weights": W, "dense_biases": B, "filters": w, "filter_biases": b}.items():
             record[name] = as_given(name, p)
-        for name, p in named.items():
-            for key, value in optimizer.state[p].items():
-                if key in STATE:
-                    record[f"{STATE[key]}_{name}"] = as_given(name, value)
+        record["layers"] = []  # per learning layer: weights, biases and their state, as the contract's keys
+        for weights, biases in (("filters", "filter_biases"), ("dense_weights", "dense_biases")):
+            if weights not in named:
+                continue
+            entry = {"weights": as_given(weights, named[weights]), "biases": as_given(biases, named[biases])}
+            entry["state"] = {}
+            for name, suffix in ((weights, ""), (biases, "_biases")):
+                for key, value in optimizer.state[named[name]].items():
+                    if key in STATE:
+                        record[f"{STATE[key]}_{name}"] = as_given(name, value)
+                        entry["state"][STATE[key] + suffix] = as_given(name, value)
+            record["layers"].append(entry)
         updates.append(record)
 
     for iteration in range(1, training.get("iterations", 1) + 1):
@@ -127,5 +135,10 @@ def test_the_torch_runner_sees_state_and_every_step() -> None:
     expected = torch_optim_run(scenario)
     assert [u["step"] for u in expected["updates"]] == [1, 2, 3]
     assert {"m_filters", "v_filters", "m_dense_biases", "v_dense_biases"} <= set(expected["updates"][0])
+    assert set(expected["updates"][0]["layers"][0]["state"]) == {"m", "v", "m_biases", "v_biases"}
     assert_same(engine_values(scenario), expected)
-    assert_same(reference_run(scenario), expected)
+    expected_legacy = {
+        **expected,
+        "updates": [{k: v for k, v in u.items() if k != "layers"} for u in expected["updates"]],
+    }
+    assert_same(reference_run(scenario), expected_legacy)

@@ -300,7 +300,7 @@ class StackDeriver:
 
     def _backward_activation(self, n, layer, p, rec, g):
         _, derivative = self.activation[n]
-        d = np.asarray(derivative(rec["input"]), dtype=object).reshape(g.shape)
+        d = np.broadcast_to(np.asarray(derivative(rec["input"]), dtype=object), g.shape)  # none: the constant 1
         return g * d, None
 
     def _backward_pool(self, n, layer, p, rec, g):
