@@ -18,6 +18,7 @@ import sympy
 from numpy.lib.stride_tricks import sliding_window_view
 from sympy import exp
 
+from ..display import Displayable
 from ..layers import conv as conv_layer
 from ..layers import pool as pool_layer
 from ..scenario.model import Scenario
@@ -69,7 +70,7 @@ class Record:
 
 
 @dataclass
-class StackDerivation:
+class StackDerivation(Displayable):  # Jupyter shows the worked solution (symcnn.jupyter.show)
     scenario: Scenario
     notation: Notation
     steps: list[Record]
