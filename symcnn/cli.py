@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -49,8 +50,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .rendering.formats import render_to_dir
     from .scenario.sources import load
 
+    sc = load(args.scenario)
+    if args.compare_optimizers:
+        sc = dataclasses.replace(sc, display={**sc.display, "compare_optimizers": True})
     written = render_to_dir(
-        load(args.scenario),
+        sc,
         args.format,
         args.out,
         detail=args.detail,
@@ -170,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="show exact non-terminating values as fractions (1/3) instead of rounded decimals",
+    )
+    p.add_argument(
+        "--compare-optimizers",
+        action="store_true",
+        help="add a section training the same scenario with SGD, momentum and Adam, side by side",
     )
     p.add_argument(
         "--force", action="store_true", help="write a --detail full document even if it runs to hundreds of pages"

@@ -44,7 +44,7 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 UPDATES = ("per_sample", "batch_mean", "batch_sum")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 OPTIMIZER_KEYS = {"sgd": (), "momentum": ("momentum", "nesterov"), "adam": ("betas", "eps")}
-DISPLAY_KEYS = {"precision": int, "fractions": bool, "detail": str}
+DISPLAY_KEYS = {"precision": int, "fractions": bool, "detail": str, "compare_optimizers": bool}
 EXERCISE_ALLOW = ("zero-maps", "pool-ties", "saturated")  # degenerate draws `symcnn exercise` may keep
 
 TOP_KEYS = (
