@@ -174,3 +174,38 @@ def test_each_displayed_state_equation_reevaluates_to_its_value() -> None:
             or abs(float(symcnn.engine.algebra.evaluate(q.substituted)) - float(q.value)) < 1e-30
         )
     assert names[:5] == ["g_t", "m_t", "v_t", "mhat_t", "vhat_t"]
+
+
+def test_the_adam_document_shows_state_equations_convention_and_step(tmp_path) -> None:
+    from symcnn.rendering.formats import render_to_dir
+
+    sc = symcnn.load("zebra-cat-adam")
+    render_to_dir(sc, "markdown", tmp_path)
+    text = (tmp_path / "zebra-cat-adam.md").read_text()
+    assert text.count("Adam as PyTorch's torch.optim.Adam") == 1  # the convention, once (t = 1)
+    assert "Keras" in text and "1e-7" in text
+    for t in (1, 2, 6):
+        assert f"Step t = {t} of Adam" in text
+    assert r"\hat{m}_{t} = \frac{m_{t}}{1 - \beta_{1}^{t}}" in text
+    assert r"\sqrt{\hat{v}_{t}} + \varepsilon" in text
+    assert "| pass | step t |" in text
+    assert "## Optimizers compared" in text and "trained with Adam" in text
+
+
+def test_compare_optimizers_runs_each_kind_and_its_numbers_match_separate_runs(tmp_path) -> None:
+    from symcnn.document.comparison import losses, variants
+
+    sc = four_images({"kind": "momentum", "momentum": 0.5}, iterations=2)
+    kinds = [v.training.optimizer for v in variants(sc)]
+    assert [o.kind for o in kinds] == ["sgd", "momentum", "adam"] and kinds[1].momentum == 0.5
+    for v in variants(sc):
+        per_pass, final = losses(v)
+        values = symcnn.run(v).to_dict()
+        assert per_pass[0] == pytest.approx(np.mean([s["loss"] for s in values["steps"][:4]]), rel=1e-12)
+        assert final == pytest.approx([f["loss"] for f in values["final"]], rel=1e-12)
+    from symcnn.cli import main
+
+    code = main(
+        ["render", "four-images", "--format", "markdown", "--out", str(tmp_path), "--compare-optimizers"]
+    )
+    assert code == 0 and "## Optimizers compared" in (tmp_path / "four-images.md").read_text()

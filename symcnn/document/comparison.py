@@ -47,35 +47,34 @@ def losses(sc: Scenario) -> tuple[list[float], list[float]]:
     return per_pass, final
 
 
+SHORT = {"sgd": "SGD", "momentum": "momentum", "adam": "Adam"}
+
+
 def comparison(sc: Scenario) -> Section:
-    runs = [(optimizer_name(v.training.optimizer), *losses(v)) for v in variants(sc)]
+    runs = [(v.training.optimizer, *losses(v)) for v in variants(sc)]
     passes = len(runs[0][1])
-    header = (
-        (Cell("optimizer"),)
-        + tuple(Cell(f"mean loss, pass {p + 1}") for p in range(passes))
-        + (Cell("mean loss, final"),)
-        + tuple(Cell(f"final loss, {x.name}") for x in sc.inputs)
-    )
-    rows = []
-    for name, per_pass, final in runs:
-        numbers = [*per_pass, float(np.mean(final)), *final]
-        rows.append((Cell(name),) + tuple(Cell(sympy.Float(v, 15), True) for v in numbers))
+    number = lambda v: Cell(sympy.Float(v, 15), True)  # noqa: E731
+    header = (Cell("optimizer"),) + tuple(Cell(f"pass {p + 1}") for p in range(passes)) + (Cell("final"),)
+    rows = [(Cell(SHORT[opt.kind]),) + tuple(map(number, (*per, float(np.mean(fin))))) for opt, per, fin in runs]
+    samples = (Cell("optimizer"),) + tuple(Cell(x.name) for x in sc.inputs)
+    finals = [(Cell(SHORT[opt.kind]),) + tuple(map(number, fin)) for opt, _, fin in runs]
     ticks = tuple(f"pass {p + 1}" for p in range(passes)) + ("final",)
-    series = tuple((name, (*per_pass, float(np.mean(final)))) for name, per_pass, final in runs)
+    series = tuple((SHORT[opt.kind], (*per, float(np.mean(fin)))) for opt, per, fin in runs)
     chart = Chart("mean loss", ticks, series, chart_top(v for _, ys in series for v in ys))
-    best = min(runs, key=lambda r: float(np.mean(r[2])))[0]
-    final = {name: float(np.mean(f)) for name, _, f in runs}
-    sgd = final[runs[0][0]]
+    ranked = sorted(runs, key=lambda r: float(np.mean(r[2])))
     blocks = [
         Text(
-            f"The same network, the same images and the same learning rate {sc.training.learning_rate:g}, trained "
-            "with each optimizer (PyTorch's default hyperparameters unless the scenario sets its own). The mean "
-            "loss of a pass is taken before each sample's update in that pass; 'final' after training. "
-            f"Lowest final mean loss: {best}. "
-            + "; ".join(f"{name}: {value:.3f}" for name, value in list(final.items())[1:])
-            + f", against plain SGD's {sgd:.3f}."
+            f"The same network, images and learning rate ({sc.training.learning_rate:g}) trained with "
+            + ", ".join(optimizer_name(opt) for opt, _, _ in runs)
+            + ". The mean loss of a pass is taken before each sample's update in that pass; 'final' after "
+            "training. Final mean loss, lowest first: "
+            + ", ".join(f"{SHORT[opt.kind]} {float(np.mean(fin)):.3f}" for opt, _, fin in ranked)
+            + "."
         ),
+        Text("Mean loss per pass:"),
         Table(header, tuple(rows)),
+        Text("Each sample's loss after training:"),
+        Table(samples, tuple(finals)),
         Figure("optimizers-compared", "Mean loss per pass under each optimizer.", (chart,)),
     ]
     return Section("Optimizers compared", "optimizers-compared", blocks, 1)
