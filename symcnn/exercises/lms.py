@@ -163,3 +163,25 @@ def question_html(item: Item, question: LmsQuestion, style: str) -> str:
 def by_question(batch: Batch, qid: str) -> list[tuple[Item, LmsQuestion]]:
     """(variant, its question ``qid``) for every variant that asks it, in variant order."""
     return [(item, q) for item in batch.items for q in item.questions if q.id == qid]
+
+
+def no_braces(html: str) -> str:
+    """HTML with { and } as character references: a Moodle cloze question reads {1:NUMERICAL:...} (and
+    {#1}) in its raw text, so text of ours or the user's can never form one; MathJax reads the decoded
+    text, so the maths is unchanged."""
+    return html.replace("{", "&#123;").replace("}", "&#125;")
+
+
+def cloze_html(item: Item, style: str) -> str:
+    """The whole sheet of one variant as a Moodle cloze (multianswer) text: the setup, then each question
+    with its embedded numerical answer, {1:NUMERICAL:=value:tolerance}, the key's value and tolerance."""
+    parts = [no_braces(item.setup[style])]
+    for q in item.questions:
+        number = q.id[1:] if q.id[1:].isdigit() else q.id
+        text = no_braces(str(Markup.escape(q.text)))
+        answer = f"{{1:NUMERICAL:={number_text(q.value)}:{number_text(q.tol)}}}"
+        parts.append(
+            f"<p><strong>Question {no_braces(str(Markup.escape(number)))}.</strong> {text}</p>\n<p>{answer}</p>\n"
+        )
+    parts.append(f"<p><em>{Markup.escape(INSTRUCTIONS)}</em></p>\n")
+    return "".join(parts)
