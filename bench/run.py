@@ -343,7 +343,7 @@ def exact_stack_rows(symcnn: list[str], base_wall: float) -> list[str]:
             ratio_text = "—" if elapsed is None else f"{elapsed / base_wall:.1f}×"
             met = elapsed is not None and elapsed / base_wall <= target and rss <= STACK_MEMORY
             lines.append(
-                f"| `symcnn {' '.join(command[len(symcnn):len(symcnn) + 2])}`"
+                f"| `symcnn {' '.join(command[len(symcnn) : len(symcnn) + 2])}`"
                 + (" --format markdown" if key == "render" else "")
                 + f" | {fmt(elapsed, CAP)}, peak {rss / 2**20:.2f} GiB | {ratio_text} "
                 f"(target ≤ {target}×, ≤ 1.5 GiB: {'met' if met else 'NOT met'}) |"

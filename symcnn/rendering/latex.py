@@ -13,7 +13,22 @@ from ..engine.notation import Notation, SymbolInfo
 BASE_TEX = {"eta": r"\eta"}
 
 
-class SymcnnLatexPrinter(LatexPrinter):
+class NumbersPrinted:
+    """Every kind of SymPy number through the printer's own ``number`` (our rounding, exact decimals):
+    mixed into the LaTeX and the MathML printer alike."""
+
+    def _print_Integer(self, expr):
+        return self.number(expr)
+
+    _print_Rational = _print_Integer
+    _print_Float = _print_Integer
+    _print_Zero = _print_Integer
+    _print_One = _print_Integer
+    _print_NegativeOne = _print_Integer
+    _print_Half = _print_Integer
+
+
+class SymcnnLatexPrinter(NumbersPrinted, LatexPrinter):
     """LatexPrinter with symcnn's symbol names, number style and a ``Sub`` node; nothing else."""
 
     printmethod = "_symcnn_latex"
@@ -56,16 +71,6 @@ class SymcnnLatexPrinter(LatexPrinter):
     def number(self, expr) -> str:
         settings = self._settings
         return format_number(expr, settings["precision"], settings["fractions"], settings["scientific"])[0]
-
-    def _print_Integer(self, expr):
-        return self.number(expr)
-
-    _print_Rational = _print_Integer
-    _print_Float = _print_Integer
-    _print_Zero = _print_Integer
-    _print_One = _print_Integer
-    _print_NegativeOne = _print_Integer
-    _print_Half = _print_Integer
 
     # structure -------------------------------------------------------------------------
     def _factor(self, arg) -> str:

@@ -12,6 +12,7 @@ from sympy.printing.mathml import MathMLPresentationPrinter
 from ..document.numbers import format_number
 from ..engine.algebra import Sub
 from ..engine.notation import Notation, SymbolInfo
+from .latex import NumbersPrinted
 
 BASE_MATHML = {"eta": "\N{GREEK SMALL LETTER ETA}"}
 MINUS = "\N{MINUS SIGN}"
@@ -19,7 +20,7 @@ FRACTION = re.compile(r"(-?)\\frac\{(\d+)\}\{(\d+)\}")
 SCIENTIFIC = re.compile(r"(-?)([\d.]+) \\times 10\^\{(-?\d+)\}")
 
 
-class SymcnnMathMLPrinter(MathMLPresentationPrinter):
+class SymcnnMathMLPrinter(NumbersPrinted, MathMLPresentationPrinter):
     """MathMLPresentationPrinter with symcnn's symbol names, number style and a ``Sub`` node."""
 
     printmethod = "_symcnn_mathml"
@@ -112,16 +113,6 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
             sign = [self.mo(MINUS)] if text.startswith("-") else []
             node = self.el("mn", text=text.lstrip("-"))
         return self.row(*sign, node) if sign else node
-
-    def _print_Integer(self, expr):
-        return self.number(expr)
-
-    _print_Rational = _print_Integer
-    _print_Float = _print_Integer
-    _print_Zero = _print_Integer
-    _print_One = _print_Integer
-    _print_NegativeOne = _print_Integer
-    _print_Half = _print_Integer
 
     # structure -------------------------------------------------------------------------
     def starts_with_minus(self, node) -> bool:
