@@ -14,10 +14,12 @@ import sympy
 
 from ..document.builder import Builder, build_document, unique_slugs
 from ..document.model import Cell, Document, Formula, Section, Settings, Table, Text, equation, relu_display
+from ..document.stack_builder import StackBuilder
 from ..errors import VerificationError
 from ..scenario.model import Scenario, parse_path
 from ..verify import Report, check
 from .questions import KIND_TEXT, Question
+from .stack_sheets import stack_solution_document
 from .variants import Variant
 
 ANSWER_BOX = r"\boxed{\rule{0pt}{2.8ex}\hspace{3.5cm}}"
@@ -63,6 +65,12 @@ def settings_for(sc: Scenario) -> Settings:
     return Settings(display.get("detail", "summary"), display.get("precision", 3), display.get("fractions", False))
 
 
+def setup_section(report: Report, settings: Settings) -> Section:
+    """The setup of the variant at full detail (every number a question needs), per layer for a stack."""
+    builder = StackBuilder if report.scenario.is_stack else Builder
+    return builder(report, dataclasses.replace(settings, detail="full")).setup()
+
+
 # ---------------------------------------------------------------- the student sheet
 
 
@@ -86,7 +94,7 @@ def student_document(report: Report, variant: Variant, questions: list[Question]
         blocks.append(Formula(quantity_at(report.derivation, q.path).symbol, AnswerBox()))
     # every number a question needs is on the sheet: the setup's matrices are never elided; its pictures
     # (which repeat the matrices) stay in the solution, so a sheet prints on two pages
-    setup = Builder(report, dataclasses.replace(settings, detail="full")).setup()
+    setup = setup_section(report, settings)
     setup.blocks = [b for b in setup.blocks if b.kind != "figure"]
     sections = (setup, Section("Questions", "questions", blocks, 1))
     return Document(
@@ -146,6 +154,8 @@ def key_document(sc: Scenario, seed: int, difficulty: str, answers: dict, kinds:
 
 def solution_document(report: Report, variant: Variant, questions: list[Question], settings: Settings) -> Document:
     """The worked solution of the variant with the questions answered first and marked where worked out."""
+    if report.scenario.is_stack:
+        return stack_solution_document(report, variant, questions, settings, quantity_at)
     doc = build_document(report, settings)
     d, sc = report.derivation, report.scenario
     sections = [dataclasses.replace(s, blocks=list(s.blocks)) for s in doc.sections]
@@ -193,7 +203,13 @@ def quantity_at(d, path: str):
     """The Quantity (symbol, general, substituted, value) at a `symcnn values` path, built on its own."""
     part, n, key, *index = parse_path(path)
     record = {"steps": d.steps, "updates": d.updates, "final": d.final}[part][n]
-    return record.groups[key][tuple(index)]
+    if key != "layers":
+        return record.groups[key][tuple(index)]
+    m, key, *index = index
+    group = record.layers[m][key]
+    if group.values.ndim == len(index) + 1:  # a kh x kw filter's gradient: the JSON has no channel index
+        index = [index[0], 0, *index[1:]]
+    return group[tuple(index)]
 
 
 def answer_equation(sc: Scenario, d, q: Question, quantity, elide: bool):
