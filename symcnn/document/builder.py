@@ -27,7 +27,7 @@ from .model import (
     relu_display,
 )
 from .names import ACTIVATION_NAMES, UPDATE_NAMES, WIDE_CLASSES, unique_slugs
-from .numbers import format_number
+from .numbers import plain_number
 from .pictures import Illustrator
 
 
@@ -41,7 +41,6 @@ class Builder:
         self.deriver = Deriver(self.sc, self.N)
         self.filter_keys = unique_slugs(f.name for f in self.sc.conv.filters)
         self.pictures = Illustrator(self.d, settings.precision)
-        self.sample_keys = dict(zip((x.name for x in self.sc.inputs), unique_slugs(x.name for x in self.sc.inputs)))
 
     # ------------------------------------------------------------------ helpers
     def matrices(self, name, array: np.ndarray, marks=frozenset()) -> list:
@@ -102,7 +101,8 @@ class Builder:
         return Section("Setup", "setup", blocks, 1)
 
     def plain_number(self, number: float) -> str:
-        return format_number(exact(number), self.settings.precision)[0]
+        """A decimal of the scenario (a bias, the learning rate) as written: exact, so 0.7 stays 0.7."""
+        return plain_number(exact(number), self.settings.precision)
 
     def forward(self, step: StepDerivation, key: str) -> list[Section]:
         g, sc, N = step.groups, self.sc, self.N
@@ -304,13 +304,12 @@ class Builder:
         sections = [self.setup()]
         iterations = sorted({s.iteration for s in d.steps})
         shown = {"all": iterations, "first": iterations[:1], "last": iterations[-1:]}[self.settings.iterations]
-        passes = len(iterations) > 1
         bar = progress(sum(s.iteration in shown for s in d.steps) + 1, f"writing {sc.name}", unit="sample")
         for step in d.steps:
             if step.iteration not in shown:
                 continue
             bar.update()
-            key = (f"it{step.iteration}-" if passes else "") + self.sample_keys[step.sample]
+            key = section_key(d, step)
             title = f"Pass {step.iteration}, {step.sample} (label {step.label})"
             sections.append(Section(title, key, [], 1))
             sections += self.forward(step, key)
@@ -320,8 +319,8 @@ class Builder:
                 sections.append(self.update(update, key))
         for u in d.updates:
             if u.after is None and u.iteration in shown:
-                sections.append(Section(f"Pass {u.iteration}: batch update", f"it{u.iteration}-batch", [], 1))
-                sections.append(self.update(u, f"it{u.iteration}-batch"))
+                sections.append(Section(f"Pass {u.iteration}: batch update", section_key(d, u), [], 1))
+                sections.append(self.update(u, section_key(d, u)))
         sections += [self.summary(), self.final()]
         bar.close()
         audit = self.audit()
@@ -355,6 +354,17 @@ class Builder:
             held,
             len(report.claims),
         )
+
+
+def section_key(d, record: StepDerivation | UpdateDerivation) -> str:
+    """The key of a step's sections (``img1``; ``it2-img1`` when there are several passes), which an update
+    after that sample shares; a batch update's is ``it1-batch``."""
+    sample = record.sample if isinstance(record, StepDerivation) else record.after
+    if sample is None:
+        return f"it{record.iteration}-batch"
+    names = [x.name for x in d.scenario.inputs]
+    passes = len({s.iteration for s in d.steps}) > 1
+    return (f"it{record.iteration}-" if passes else "") + dict(zip(names, unique_slugs(names)))[sample]
 
 
 def build_document(report: Report, settings: Settings | None = None) -> Document:

@@ -15,7 +15,7 @@ from .builder import Builder
 from .layout import heatmap
 from .model import Cell, Document, Figure, Section, Settings, Table, Text, cells_to_show, equation, matrices, values_of
 from .names import ACTIVATION_NAMES, UPDATE_NAMES, WIDE_CLASSES, unique_slugs
-from .pictures import plain_number
+from .numbers import plain_number
 
 FLIPPED = (
     "Why flipped: output cell (i, j) met input cell (r, q) through filter entry (r - i s + p, q - j s + p); "

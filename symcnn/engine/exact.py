@@ -42,6 +42,7 @@ from .algebra import (
     agrees,
     chain,
     comparable,
+    decimal,
     evaluate,
     exact,
     minus,
@@ -96,11 +97,6 @@ GRADIENT_OF = dict(
 
 
 # ---------------------------------------------------------------- exact numbers
-
-
-def decimal(number: float) -> Fraction:
-    """A decimal as written, exactly: 0.7 -> 7/10 (``algebra.exact``, as a Fraction)."""
-    return Fraction(repr(float(number)))
 
 
 def exact_array(values) -> np.ndarray:
@@ -367,15 +363,25 @@ class Derivation(Displayable):  # Jupyter shows the worked solution (symcnn.jupy
                 for index, value in group.indices():
                     yield self.deriver.path(record, key, index), value
 
-    def value_at(self, path: str):
-        """The exact value at a `symcnn values` path, e.g. ``steps[0].probs[1]``."""
+    def record_at(self, path: str) -> tuple:
+        """(record, key, index) of a `symcnn values` path, e.g. ``steps[0].probs[1]``."""
         from ..scenario.model import parse_path
 
         part, n, key, *index = parse_path(path)
         record = {"steps": self.steps, "updates": self.updates, "final": self.final}[part][n]
         if key in ("filters", "grad_filters") and len(index) == 3:
             index = [index[0], 0, *index[1:]]
-        return record.values[key][tuple(index)]
+        return record, key, tuple(index)
+
+    def value_at(self, path: str):
+        """The exact value at a `symcnn values` path, e.g. ``steps[0].probs[1]``."""
+        record, key, index = self.record_at(path)
+        return record.values[key][index]
+
+    def quantity_at(self, path: str) -> Quantity:
+        """The Quantity (symbol, general, substituted, value) at a `symcnn values` path, built on its own."""
+        record, key, index = self.record_at(path)
+        return record.groups[key][index]
 
     def values(self) -> dict[str, sympy.Expr]:
         return {path: to_sympy(value) for path, value in self.numbers()}

@@ -34,19 +34,6 @@ NOTATION: dict[str, tuple[str, str | None]] = {
     "bias": ("b", "sup"),
 }
 
-# gradient kinds: d L / d <kind>
-GRADIENT_OF = (
-    "logit",
-    "dense_weight",
-    "dense_bias",
-    "feature",
-    "pooled",
-    "activated",
-    "conv",
-    "filter",
-    "filter_bias",
-)
-
 
 @dataclass(frozen=True)
 class SymbolInfo:
@@ -56,6 +43,14 @@ class SymbolInfo:
     sample: str | None = None  # sample tag (user text) for per-sample gradients
     grad: bool = False  # True: this is dL/d(kind owner index)
     new: bool = False  # True: the parameter after an update (W')
+
+    def scripts(self) -> tuple[str, str | None, tuple]:
+        """Where the printers put each part: (letter, the owner written above or None, what is written
+        below: the owner when not above, then the indices). w^{A}_{1,2}; W_{cat,1,5}."""
+        letter, owner_at = NOTATION[self.kind]
+        if owner_at == "sup" and self.owner is not None:
+            return letter, self.owner, self.index
+        return letter, None, self.index if self.owner is None else (self.owner, *self.index)
 
 
 class Notation:

@@ -17,7 +17,7 @@ from .variants import Variant
 
 
 def stack_solution_document(
-    report: Report, variant: Variant, questions: list[Question], settings: Settings, quantity_at
+    report: Report, variant: Variant, questions: list[Question], settings: Settings
 ) -> Document:
     """The worked solution of the stack with the questions answered first and marked where worked out."""
     builder = StackBuilder(report, settings)
@@ -27,7 +27,7 @@ def stack_solution_document(
     elide = settings.detail == "summary"
     rows, details = [], []
     for number, q in enumerate(questions, start=1):
-        quantity = quantity_at(report.derivation, q.path)
+        quantity = report.derivation.quantity_at(q.path)
         shown = equation(quantity, elide=elide)
         key, name, occurrence, cell = target(builder, q)
         section = by_key.get(key)

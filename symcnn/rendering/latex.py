@@ -37,21 +37,13 @@ class SymcnnLatexPrinter(LatexPrinter):
         return self.symbol_tex(info)
 
     def symbol_tex(self, info: SymbolInfo) -> str:
-        from ..engine.notation import NOTATION
-
-        letter, owner_at = NOTATION[info.kind]
+        letter, above, below = info.scripts()
+        esc = self._settings["text_escape"]
         base = BASE_TEX.get(letter, letter)
         if info.new:
             base = "{" + base + "'}"
-        sup = sub = ""
-        esc = self._settings["text_escape"]
-        owner = rf"\text{{{esc(info.owner)}}}" if info.owner is not None else None
-        index = ",".join(str(i) for i in info.index)
-        if owner_at == "sup" and owner:
-            sup = owner
-            sub = index
-        else:
-            sub = ",".join(part for part in (owner, index) if part)
+        sup = rf"\text{{{esc(above)}}}" if above is not None else ""
+        sub = ",".join(rf"\text{{{esc(part)}}}" if isinstance(part, str) else str(part) for part in below)
         tex = base + (f"^{{{sup}}}" if sup else "") + (f"_{{{sub}}}" if sub else "")
         if info.grad:
             loss = "L"

@@ -11,7 +11,7 @@ from sympy.printing.mathml import MathMLPresentationPrinter
 
 from ..document.numbers import format_number
 from ..engine.algebra import Sub
-from ..engine.notation import NOTATION, Notation, SymbolInfo
+from ..engine.notation import Notation, SymbolInfo
 
 BASE_MATHML = {"eta": "\N{GREEK SMALL LETTER ETA}"}
 MINUS = "\N{MINUS SIGN}"
@@ -71,20 +71,13 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
         return self.symbol(info)
 
     def symbol(self, info: SymbolInfo):
-        letter, owner_at = NOTATION[info.kind]
+        letter, above, below = info.scripts()
         base = self.el("mi", text=BASE_MATHML.get(letter, letter))
         prime = self.mo("\N{PRIME}") if info.new else None  # the parameter after an update: W'
-        owner = self.el("mtext", text=info.owner) if info.owner is not None else None
-        index = []
-        for n, i in enumerate(info.index):
-            index += ([self.mo(",")] if n else []) + [self.el("mn", text=str(i))]
-        if owner_at == "sup" and owner is not None:
-            sup, sub = owner, index
-        else:
-            sup, sub = (
-                None,
-                ([owner] if owner is not None else []) + ([self.mo(",")] if owner and index else []) + index,
-            )
+        sup = self.el("mtext", text=above) if above is not None else None
+        sub = []
+        for n, part in enumerate(below):
+            sub += ([self.mo(",")] if n else []) + [self.el("mtext" if isinstance(part, str) else "mn", text=str(part))]
         if prime is not None:
             sup = prime if sup is None else self.row(prime, sup)
         node = base
@@ -238,7 +231,3 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
 
     def _print_exp(self, expr):
         return self.el("msup", self.el("mi", text="e"), self._print(expr.args[0]))
-
-
-def to_mathml(expr, **settings) -> str:
-    return SymcnnMathMLPrinter(settings).doprint(expr)
