@@ -227,8 +227,8 @@ class StackBuilder:
             elif layer.layer == "dense" and n > 0 and self.sc.layers[n - 1].layer == "activation":
                 blocks.append(
                     Text(
-                        "Into a hidden layer: first dL/da = Wᵀ δ, then the activation's derivative, "
-                        "δ = (Wᵀ δ') ⊙ f′(z), in the next section."
+                        "Into a hidden layer: first dL/da = W^T delta, then the activation's derivative, "
+                        "delta = (W^T delta') * f'(z) cell by cell, in the next section."
                     )
                 )
             self.show(blocks, into, self.name(n - 1, True, sample), nonzero=True)
