@@ -12,7 +12,7 @@ from .display import Displayable
 from .errors import ScenarioError, VerificationError
 from .scenario.model import Scenario, parse_path
 
-TEXT_KEYS = {"iteration", "sample", "label", "after", "scenario", "classes", "kind", "name"}
+TEXT_KEYS = {"iteration", "sample", "label", "after", "scenario", "classes", "kind", "name", "step"}
 
 
 @dataclass(frozen=True)
