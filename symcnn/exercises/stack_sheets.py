@@ -70,8 +70,8 @@ def target(builder: StackBuilder, q: Question):
     cell = tuple(index[-2:]) if len(index) >= 2 else (0, index[0]) if index else (0, 0)
     if part == "updates":
         n = [m for m, p in enumerate(record.values["params"]) if p is not None and learns(builder, layers[m])][n]
-        channel = index[1] if len(index) == 4 else 0
-        return f"{prefix}-update", builder._param_name(n, index[0], new=True), channel, cell
+        channel = builder._channel(n, index[1]) if len(index) == 4 else None
+        return f"{prefix}-update", builder._param_name(n, index[0], new=True, channel=channel), 0, cell
     if key == "output":
         name = builder.name(n)(index[0] if len(index) == 3 else 0)
         return f"{prefix}-{slug(layers[n].name)}", name, 0, cell
@@ -82,9 +82,10 @@ def target(builder: StackBuilder, q: Question):
         name = builder.name(-1, True, record.sample)(0)
         return f"{prefix}-grad-{slug(layers[0].name)}", name, index[0] if len(index) == 3 else 0, cell
     if key == "grad_weights":
-        info = builder.N.info[builder._param_name(n, index[0] if layers[n].layer == "conv" else 0)]
-        name = builder.N.grad(info.kind, info.owner, sample=record.sample)
-        return f"{prefix}-grad-{slug(layers[n].name)}", name, index[1] if len(index) == 4 else 0, cell
+        k = index[0] if layers[n].layer == "conv" else 0
+        channel = builder._channel(n, index[1]) if len(index) == 4 else None
+        name = builder._param_name(n, k, channel=channel, grad=True, sample=record.sample)
+        return f"{prefix}-grad-{slug(layers[n].name)}", name, 0, cell
     if key in ("probs", "logits"):
         return f"{prefix}-{'softmax' if key == 'probs' else slug(layers[-1].name)}", None, 0, None
     raise VerificationError(f"{q.path}: no section of the worked solution shows it")
