@@ -84,6 +84,14 @@ class Optimizer:
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
 
+    def as_spec(self):
+        """The scenario file's `training.optimizer` for this optimizer."""
+        if self.kind == "momentum":
+            return {"kind": "momentum", "momentum": self.momentum, "nesterov": self.nesterov}
+        if self.kind == "adam":
+            return {"kind": "adam", "betas": list(self.betas), "eps": self.eps}
+        return "sgd"
+
 
 @dataclass(frozen=True)
 class Training:
