@@ -205,7 +205,26 @@ def test_compare_optimizers_runs_each_kind_and_its_numbers_match_separate_runs(t
         assert final == pytest.approx([f["loss"] for f in values["final"]], rel=1e-12)
     from symcnn.cli import main
 
-    code = main(
-        ["render", "four-images", "--format", "markdown", "--out", str(tmp_path), "--compare-optimizers"]
-    )
+    code = main(["render", "four-images", "--format", "markdown", "--out", str(tmp_path), "--compare-optimizers"])
     assert code == 0 and "## Optimizers compared" in (tmp_path / "four-images.md").read_text()
+
+
+@pytest.mark.parametrize("optimizer", [{"kind": "adam"}, {"kind": "momentum", "momentum": 0.9}])
+def test_exercise_variants_ask_for_the_state_and_the_weight_after_the_second_step(optimizer) -> None:
+    from symcnn.exercises.questions import choose_questions
+    from symcnn.exercises.variants import draw_variant
+
+    data = symcnn.scenario.sources.read_source("zebra-cat")[0]
+    data.pop("claims")
+    data["training"]["optimizer"] = optimizer
+    variant = draw_variant(symcnn.load(data), 5, 1)
+    assert variant.scenario.training.optimizer.kind == optimizer["kind"]  # the variant keeps the optimizer
+    questions = choose_questions(variant)
+    state, weight = questions[-2], questions[-1]
+    assert state.kind == "optimizer_state" and state.path.startswith("updates[1].")
+    assert state.path.split(".")[1].split("_dense_weights")[0] in {"velocity", "m", "v"}
+    assert weight.path.startswith("updates[1].dense_weights")
+    values = variant.trace.to_dict()
+    for q in (state, weight):  # the answers are the engine's (and check's) numbers
+        assert q.value == symcnn.verify.lookup(values, q.path)
+    assert symcnn.check(variant.scenario).ok
