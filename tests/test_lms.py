@@ -313,9 +313,10 @@ def test_gift_has_the_same_categories_and_answers_as_the_key(batch):
         number, qid = q["name"].split(" variant ")[1].split()
         item = key["variants"][number]["questions"][qid]
         assert float(q["value"]) == item["value"] and float(q["tol"]) == item["tol"]
-    first = key["variants"]["1"]["questions"]["q1"]
-    values = values_of(batch, "1")
-    assert float(questions[0]["value"]) == lookup(values, first["path"])
+    values = {n: values_of(batch, n) for n in key["variants"]}
+    for q in questions:
+        number, qid = q["name"].split(" variant ")[1].split()
+        assert float(q["value"]) == lookup(values[number], key["variants"][number]["questions"][qid]["path"])
 
 
 def test_gift_text_is_moodles_html_without_pictures(batch):
