@@ -250,7 +250,7 @@ class StackDeriver:
 
     def _forward_activation(self, n, layer, p, h):
         rule, _ = self.activation[n]
-        return np.asarray(rule(h), dtype=object).reshape(h.shape), None
+        return np.array(np.broadcast_to(np.asarray(rule(h), dtype=object), h.shape)), None
 
     def _forward_pool(self, n, layer, p, h):
         (ph, pw), (sh, sw) = pool_layer.pool_window(layer, h.shape[1:])
