@@ -16,7 +16,7 @@ import mpmath
 import numpy as np
 
 from ..layers import conv as conv_layer
-from .algebra import to_float
+from .algebra import DPS, to_float
 from .exact import Derivation, Group, alike, rational
 
 STEP_KEYS = {  # layer kind -> (layer key, legacy group)
@@ -75,10 +75,11 @@ class LegacyLayers:
         sc = self.sc
         g, w = step.values["grad_conv"], step.values["filters"]
         shape = step.values["input"].shape
-        if rational(w) and not rational(g):
-            dx = fixed_point_input_gradient(g, w, sc.conv.stride, sc.conv.padding, shape)
-        else:
-            dx = conv_layer.input_gradient(g, alike(w, g), sc.conv.stride, sc.conv.padding, shape)
+        with mpmath.workdps(DPS + 10):  # called after derive(), outside its precision
+            if rational(w) and not rational(g):
+                dx = fixed_point_input_gradient(g, w, sc.conv.stride, sc.conv.padding, shape)
+            else:
+                dx = conv_layer.input_gradient(g, alike(w, g), sc.conv.stride, sc.conv.padding, shape)
         dx = dx[0] if sc.inputs[0].ndim == 2 else dx
         return Group("grad_input", np.asarray(dx, dtype=object), None)
 
