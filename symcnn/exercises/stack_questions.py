@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..verify import lookup
-from .questions import QUESTION_STREAM, Question, cell_text, pick, tolerance
+from .questions import QUESTION_STREAM, Question, cell_text, choose_questions, pick, tolerance
 from .variants import Variant
 
 
@@ -176,3 +176,9 @@ def update_text(variant: Variant) -> str:
         return f"after the update that follows image {variant.trace.steps[0].sample} ({rate})"
     mode = "mean" if sc.training.update == "batch_mean" else "sum"
     return f"after the batch update of pass 1 (the {mode} of all images' gradients, {rate})"
+
+
+def choose_any_questions(variant: Variant) -> list[Question]:
+    """The questions of any variant: a `layers` stack's chosen here, the legacy keys' by
+    ``questions.choose_questions`` (this module builds on that one, so the choice is made here)."""
+    return (choose_stack_questions if variant.scenario.is_stack else choose_questions)(variant)
