@@ -7,11 +7,23 @@ import json
 import os
 import sys
 
-from .errors import SymcnnError, UsageError
+from .errors import PartialFailure, SymcnnError, UsageError
 from .rendering import FORMATS
 from .version import __version__
 
+FORCE_HELP = "run even past the size limits (10,000 steps, 5 million values)"
 SCENARIO_HELP = "a .yaml/.yml/.json scenario file, or the name of a built-in scenario (see `symcnn list`)"
+
+
+def loaded(args: argparse.Namespace, exact: bool = True):
+    """The scenario, refused (exit 2, within a second) when its run is past the size limits (more than
+    10,000 steps or 5 million values) and --force is not given."""
+    from .engine.size import guard
+    from .scenario.sources import load
+
+    sc = load(args.scenario)
+    guard(sc, force=args.force, exact=exact)
+    return sc
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -26,9 +38,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_values(args: argparse.Namespace) -> int:
     """Print every number of the run as JSON (NumPy only; SymPy is not imported)."""
     from .engine.numeric import run
-    from .scenario.sources import load
 
-    trace = run(load(args.scenario))
+    trace = run(loaded(args, exact=False))
     json.dump(trace.to_dict(), sys.stdout, indent=args.indent, allow_nan=False)
     sys.stdout.write("\n")
     return 0
@@ -36,10 +47,9 @@ def cmd_values(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Re-derive every value with SymPy and NumPy, compare them and audit the claims."""
-    from .scenario.sources import load
     from .verify import check
 
-    report = check(load(args.scenario), rtol=args.rtol, atol=args.atol, thorough=args.thorough)
+    report = check(loaded(args), rtol=args.rtol, atol=args.atol, thorough=args.thorough)
     print(report.table())
     return 0 if report.ok else 1
 
@@ -47,10 +57,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     """Write the worked solution in one or more formats into --out."""
     from .rendering.formats import render_to_dir
-    from .scenario.sources import load
 
     written = render_to_dir(
-        load(args.scenario),
+        loaded(args),
         args.format,
         args.out,
         detail=args.detail,
@@ -65,13 +74,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
-    """Render every built-in scenario in every format into OUT/<name>/ (what output/ holds)."""
-    from .rendering.formats import have_tex, render_examples, tex_fix
+    """Render every built-in scenario in every format into OUT/<name>/ (what output/ holds). A format
+    that fails (a PDF without TeX, say) leaves the others written; each failure is one error line."""
+    from .rendering.formats import render_examples
 
-    pdf = not args.no_pdf and have_tex()
-    if not args.no_pdf and not pdf:
-        print(f"warning: no latexmk/pdflatex, PDFs skipped ({tex_fix()})", file=sys.stderr)
-    for path in render_examples(args.out, pdf=pdf):
+    for path in render_examples(args.out, pdf=not args.no_pdf):
         print(path)
     return 0
 
@@ -82,7 +89,7 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     key.json for `symcnn grade`; with --format pdf also class.pdf, every sheet ready to print."""
     from .exercises.batch import write_exercises
 
-    written = write_exercises(args.scenario, args.seed, args.count, args.out, args.difficulty, args.format, args.jobs)
+    written = write_exercises(loaded(args), args.seed, args.count, args.out, args.difficulty, args.format, args.jobs)
     for path in written:
         print(path)
     return 0
@@ -110,6 +117,17 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check what each feature needs on this machine (Python packages, TeX with a probe document of every
+    LaTeX package and font the templates use, the test tools, the cache folder) and how to fix what is
+    missing. Exits 0 when every document format can be produced, else 1."""
+    from .doctor import diagnose
+
+    report = diagnose()
+    print(report.table())
+    return 0 if report.ok else 1
+
+
 def formats(text: str) -> list[str]:
     """``markdown,latex`` -> ["markdown", "latex"]; an unknown name is a usage error."""
     names = [name.strip() for name in text.split(",")]
@@ -133,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("values", help="print every number of the run as JSON", description=cmd_values.__doc__)
     p.add_argument("scenario", help=SCENARIO_HELP)
     p.add_argument("--indent", type=int, default=None, help="indent the JSON by N spaces")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_values)
 
     p = sub.add_parser("check", help="compare symbolic and numeric values, audit claims", description=cmd_check.__doc__)
@@ -145,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also build every cell's own SymPy expression and confirm it gives the layer rule's value "
         "(slower: about 0.3 ms a value)",
     )
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("render", help="write the worked solution", description=cmd_render.__doc__)
@@ -168,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="show exact non-terminating values as fractions (1/3) instead of rounded decimals",
     )
     p.add_argument(
-        "--force", action="store_true", help="write a --detail full document even if it runs to hundreds of pages"
+        "--force", action="store_true", help=FORCE_HELP + "; also write a --detail full document of hundreds of pages"
     )
     p.set_defaults(func=cmd_render)
 
@@ -178,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default="output", help="output folder (default: output)")
     p.add_argument("--no-pdf", action="store_true", help="skip compiling PDFs (no TeX needed)")
     p.set_defaults(func=cmd_examples)
+
+    p = sub.add_parser("doctor", help="check what this machine can produce, and how to fix it", description=cmd_doctor.__doc__)
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser(
         "exercise",
@@ -203,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gift (questions.gift), qti (qti.zip, for Canvas); several, comma-separated",
     )
     p.add_argument("--jobs", "-j", default=None, metavar="J", help="worker processes (default: the number of cores)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_exercise)
 
     p = sub.add_parser(
@@ -233,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except PartialFailure as exc:  # what was written, then one line per failure
+        for path in exc.written:
+            print(path)
+        for failure in exc.failures:
+            print(f"error: {_one_line(failure)}", file=sys.stderr)
+        return exc.exit_code
     except SymcnnError as exc:
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code

@@ -33,7 +33,7 @@ import yaml
 
 from ..errors import RenderError, UsageError
 from ..progress import progress, quiet
-from ..rendering.formats import compile_pdf, have_tex, render_text, write_formats
+from ..rendering.formats import compile_pdf, have_tex, render_text, tex_fix, write_formats
 from ..rendering.templates import LATEX_DELIMITERS, template_dir
 from ..scenario.model import Scenario
 from ..scenario.sources import load
@@ -196,7 +196,7 @@ def check_request(seed, count, difficulty: str, fmt, jobs) -> tuple[int, int, in
             known = ", ".join([*SHEET_FORMATS, *LMS_FORMATS])
             raise UsageError(f"--format: unknown '{name}'; expected one of {known}, or several comma-separated")
     if "pdf" in names and not have_tex():
-        raise RenderError("--format pdf: latexmk and pdflatex are needed (or use --format markdown)")
+        raise RenderError(f"--format pdf: latexmk and pdflatex are needed, or use --format markdown ({tex_fix()})")
     return seed, count, min(workers, count), tuple(dict.fromkeys(names))
 
 
