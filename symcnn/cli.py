@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 
 from .errors import PartialFailure, SymcnnError, UsageError
@@ -47,19 +48,21 @@ def cmd_values(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Re-derive every value with SymPy and NumPy, compare them and audit the claims."""
+    sc = loaded(args)  # before SymPy is imported: a refusal takes well under a second
     from .verify import check
 
-    report = check(loaded(args), rtol=args.rtol, atol=args.atol, thorough=args.thorough)
+    report = check(sc, rtol=args.rtol, atol=args.atol, thorough=args.thorough)
     print(report.table())
     return 0 if report.ok else 1
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Write the worked solution in one or more formats into --out."""
+    sc = loaded(args)
     from .rendering.formats import render_to_dir
 
     written = render_to_dir(
-        loaded(args),
+        sc,
         args.format,
         args.out,
         detail=args.detail,
@@ -87,9 +90,10 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     """Write exercise sheets: COUNT variants of a scenario with new numbers drawn from SEED, each with a
     student sheet (setup and questions) and a solution (the worked solution, answers first), plus
     key.json for `symcnn grade`; with --format pdf also class.pdf, every sheet ready to print."""
+    sc = loaded(args)
     from .exercises.batch import write_exercises
 
-    written = write_exercises(loaded(args), args.seed, args.count, args.out, args.difficulty, args.format, args.jobs)
+    written = write_exercises(sc, args.seed, args.count, args.out, args.difficulty, args.format, args.jobs)
     for path in written:
         print(path)
     return 0
@@ -253,9 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except PartialFailure as exc:  # what was written, then one line per failure
         for path in exc.written:
@@ -266,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     except SymcnnError as exc:
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C: temporary folders are gone, nothing half-written is left
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not interrupt the message
         print("error: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:

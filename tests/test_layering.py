@@ -10,7 +10,7 @@ Tiers, lowest first; a module may import its own tier and the tiers below it, ne
     document   model, numbers, builder, pictures, layout
     rendering  templates, printers, one module per format
     exercises  batch, variants, questions, sheets, grading
-    top        jupyter, testing, cli, __init__, __main__
+    top        jupyter, testing, cli, doctor, __init__, __main__
 
 Narrower than its tier: a layer module sees only the errors and the scenario checks; the document model
 sees only the engine's algebra (the vocabulary of quantities), not an engine.
@@ -42,7 +42,7 @@ TIERS = {
     "document": ("symcnn.document",),
     "rendering": ("symcnn.rendering",),
     "exercises": ("symcnn.exercises",),
-    "top": ("symcnn.jupyter", "symcnn.testing", "symcnn.cli", "symcnn.__main__", "symcnn"),
+    "top": ("symcnn.jupyter", "symcnn.testing", "symcnn.cli", "symcnn.doctor", "symcnn.__main__", "symcnn"),
 }
 ORDER = list(TIERS)
 LEAVES = TIERS["leaves"]

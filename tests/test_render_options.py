@@ -34,13 +34,17 @@ def test_fractions_flag_shows_exact_thirds(tmp_path, capsys):
     assert r"(1 + 0 + 0) = \frac{1}{3}" in fractions
 
 
-def test_examples_without_tex_skips_pdfs_with_a_warning(tmp_path, capsys, monkeypatch):
+def test_examples_without_tex_write_the_rest_and_name_each_pdf(tmp_path, capsys, monkeypatch):
     from symcnn.rendering import formats as rendering
+    from symcnn.rendering import tex
+    from symcnn.scenario.sources import builtin_names
 
-    monkeypatch.setattr(rendering, "have_tex", lambda: False)
-    assert cli.main(["examples", "--out", str(tmp_path)]) == 0
-    captured = capsys.readouterr()
-    assert "PDFs skipped" in captured.err and "apt-get install" in captured.err
+    monkeypatch.setattr(tex, "have_tex", lambda: False)
+    monkeypatch.setattr(rendering, "FORMATS", ("latex", "pdf"))  # the other formats: tests/test_fresh_machine.py
+    assert cli.main(["examples", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == len(builtin_names())
+    assert all("pdf: latexmk and pdflatex are needed" in line and "apt-get install" in line for line in err)
     assert (tmp_path / "zebra-cat" / "zebra-cat.tex").is_file()
     assert not list(tmp_path.rglob("*.pdf"))
 

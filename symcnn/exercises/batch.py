@@ -33,7 +33,7 @@ import yaml
 
 from ..errors import RenderError, UsageError
 from ..progress import progress, quiet
-from ..rendering.formats import compile_pdf, have_tex, render_text, tex_fix, write_formats
+from ..rendering.formats import compile_pdf, have_tex, new_folder, render_text, tex_fix, write_formats
 from ..rendering.templates import LATEX_DELIMITERS, template_dir
 from ..scenario.model import Scenario
 from ..scenario.sources import load
@@ -226,11 +226,7 @@ def write_exercises(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot create {out}: {exc.strerror or exc}") from None
-    with tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:
+    with new_folder(out), tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:  # no empty --out left
         staging = Path(tmp)
         work = [Job(sc, seed, k, difficulty, formats, str(staging)) for k in range(1, count + 1)]
         results = run_jobs(work, workers)
