@@ -77,11 +77,21 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
-    """Render every built-in scenario in every format into OUT/<name>/ (what output/ holds). A format
-    that fails (a PDF without TeX, say) leaves the others written; each failure is one error line."""
+    """Render every built-in scenario in every format into OUT/<name>/, and an example exercise batch with
+    its LMS question banks into OUT/exercises/ (what output/ holds). A format that fails (a PDF without
+    TeX, say) leaves the others written; each failure is one error line."""
+    from .exercises.batch import EXAMPLE_BATCH, write_exercises
     from .rendering.formats import render_examples
 
-    for path in render_examples(args.out, pdf=not args.no_pdf):
+    written, failures = [], []
+    try:
+        written += render_examples(args.out, pdf=not args.no_pdf)
+    except PartialFailure as exc:
+        written, failures = exc.written, exc.failures
+    written += write_exercises(out=os.path.join(args.out, "exercises"), **EXAMPLE_BATCH)
+    if failures:
+        raise PartialFailure(written, failures)
+    for path in written:
         print(path)
     return 0
 
