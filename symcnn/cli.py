@@ -213,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pdf", action="store_true", help="skip compiling PDFs (no TeX needed)")
     p.set_defaults(func=cmd_examples)
 
-    p = sub.add_parser("doctor", help="check what this machine can produce, and how to fix it", description=cmd_doctor.__doc__)
+    p = sub.add_parser(
+        "doctor", help="what this machine can produce, and how to fix it", description=cmd_doctor.__doc__
+    )
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser(

@@ -172,8 +172,8 @@ def package_for(tool: str) -> str:
 
 
 def tool_row(feature: str, tool: str) -> Row:
-    found = shutil.which(tool)
-    return Row(f"{feature}: {tool}", f"{tool} on PATH", found is not None, "" if found else apt_line([package_for(tool)]))
+    found = shutil.which(tool) is not None
+    return Row(f"{feature}: {tool}", f"{tool} on PATH", found, "" if found else apt_line([package_for(tool)]))
 
 
 def test_rows() -> list[Row]:
@@ -196,4 +196,3 @@ def cache_row() -> Row:
         ok = False
     fix = "" if ok else "set XDG_CACHE_HOME to a writable folder (templates are then compiled on every run)"
     return Row("cache: templates", f"a writable {folder}", ok, fix)
-

@@ -56,8 +56,10 @@ def compile_pdf(tex_files: list[Path], workdir: Path) -> list[Path]:
         log = workdir / tex.with_suffix(".log").name
         if result.returncode != 0:
             said = (result.stderr or result.stdout).strip().splitlines()
-            what = first_latex_error(log) if log.is_file() else f"latexmk exited with {result.returncode}, no log" + (
-                f": {said[-1]}" if said else ""
+            what = (
+                first_latex_error(log)
+                if log.is_file()
+                else f"latexmk exited with {result.returncode}, no log" + (f": {said[-1]}" if said else "")
             )
             raise RenderError(f"{tex.name}: {what} ({tex_fix(apt=False)})")
         pdfs.append(workdir / tex.with_suffix(".pdf").name)
