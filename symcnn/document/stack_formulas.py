@@ -96,6 +96,21 @@ def dilated_padded(dz: np.ndarray, layer, in_shape: tuple) -> np.ndarray:
     return full
 
 
+SHOWN = 6  # a larger padded gradient map is shown around the window only (it must fit a slide)
+
+
+def around(values: np.ndarray, window: tuple) -> tuple[np.ndarray, tuple[int, int]]:
+    """``values`` cut to the window and a margin of one cell, when larger than SHOWN; and the cut's corner."""
+    r, q, h, w = window
+    corner = []
+    for start, size, n in ((r, h, values.shape[0]), (q, w, values.shape[1])):
+        corner.append(0 if n <= SHOWN else max(0, min(start - 1, n - min(n, size + 2))))
+    rows = values.shape[0] if values.shape[0] <= SHOWN else h + 2
+    cols = values.shape[1] if values.shape[1] <= SHOWN else w + 2
+    top, left = corner
+    return values[top : top + rows, left : left + cols], (top, left)
+
+
 def flipped_figure(
     key: str,
     layer,
@@ -120,9 +135,11 @@ def flipped_figure(
     kk = int(np.argmax(contributions))
     flt = layer.filters[kk].name
     chan = f", channel {ch + 1}" if w.shape[1] > 1 else ""
-    window = (r0, q0, kh, kw)
+    shown, (top, left) = around(full[kk], (r0, q0, kh, kw))
+    part = "" if shown.shape == full[kk].shape else ", around the window"
+    title = f"dL/dz of filter {flt}, dilated and padded{part}"
     panels = (
-        heatmap(f"dL/dz of filter {flt}, dilated and padded", full[kk], "diverging", precision, window=window),
+        heatmap(title, shown, "diverging", precision, window=(r0 - top, q0 - left, kh, kw)),
         heatmap(f"filter {flt}{chan} rotated by 180 degrees", rot[kk, ch], "diverging", precision),
     )
     caption = (

@@ -19,6 +19,7 @@ from ..scenario.model import Scenario
 from .algebra import DPS, MaxOf, Quantity, chain, evaluate, minus, plus, times, to_sympy
 from .exact import Group, activation_expr, agrees, alike_env
 from .notation import Notation
+from .optimizer_exact import stack_cell
 from .stack import Record, StackDerivation, StackDeriver, learns
 
 
@@ -334,7 +335,7 @@ def _derive(sc: Scenario, notation: Notation | None) -> StackDerivation:
 def _update_record(D: StackDeriver, path: str, iteration: int, after, params, before, steps, scale) -> Record:
     """An update: per learning layer the new weights and biases, each cell p' = p - eta * (scale) * sum of
     the steps' gradients."""
-    record = Record(path, after, None, iteration, values={"params": params}, steps=steps, before=before)
+    record = Record(path, after, None, iteration, values={"params": params, "scale": scale}, steps=steps, before=before)
     entries = []
     for n, (layer, p) in enumerate(zip(D.layers, params)):
         if p is None or not learns(D.sc, layer):
@@ -352,12 +353,46 @@ def _update_record(D: StackDeriver, path: str, iteration: int, after, params, be
                 )
 
             entry[key] = Group(key, np.asarray(shown, dtype=object), make)
+            if D.optimizer.active:
+                entry.update(_state_groups(D, record, n, part, flat, prefix, scale))
         entries.append(entry)
     record.layers = entries
     return record
 
 
+def optimizer_equations(D: StackDeriver, record: Record, n: int, part: int, index: tuple) -> list[Quantity]:
+    """g_t, the state equations and p' of one parameter cell of a momentum/Adam update (index: full, with
+    the channel for conv weights)."""
+    which = ("weights", "biases")[part]
+    path = f"{record.path}.layers[{n}].{which}" + "".join(f"[{i}]" for i in index)
+    cell = stack_cell(D, record, n, part, index, path, record.values["scale"])
+    return D.optimizer.equations(record.values["optimizer"], (n, part), index, cell)
+
+
+STATE_KEYS = {"velocity": ("velocity", "velocity_biases"), "m": ("m", "m_biases"), "v": ("v", "v_biases")}
+
+
+def _state_groups(D: StackDeriver, record: Record, n: int, part: int, flat: bool, prefix: str, scale) -> dict:
+    """A momentum/Adam update's state of tensor (n, part) as groups ``state.velocity``, ``state.m_biases``, ..."""
+    extras, out = D.optimizer_extras, {}
+    record.values["optimizer"] = extras
+    for name, array in D.optimizer_state[n, part].items():
+        key = "state." + STATE_KEYS[name][part]
+        shown = array[:, 0] if flat and part == 0 else array
+
+        def make(index, name=name, key=key):
+            full = (index[0], 0, *index[1:]) if flat and part == 0 else index
+            cell = stack_cell(D, record, n, part, full, prefix + "".join(f"[{i}]" for i in index), scale)
+            return next(q for q in D.optimizer.equations(extras, (n, part), full, cell) if q.path.endswith("." + name))
+
+        out[key] = Group(key, np.asarray(shown, dtype=object), make)
+    return out
+
+
 def _update_cell(D: StackDeriver, record: Record, n: int, part: int, index: tuple, path: str, bulk, scale) -> Quantity:
+    if D.optimizer.active:
+        cell = stack_cell(D, record, n, part, index, path, scale)
+        return D.optimizer.equations(record.values["optimizer"], (n, part), index, cell)[-1]
     which = ("weights", "biases")[part]
     old = D.param_symbol(n, which, index)
     eta = D.N("learning_rate")

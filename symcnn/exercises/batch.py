@@ -33,16 +33,18 @@ import yaml
 from ..document.model import Settings
 from ..errors import RenderError, UsageError
 from ..progress import progress, quiet
-from ..rendering.formats import compile_pdf, have_tex, render_text, write_formats
+from ..rendering.formats import compile_pdf, have_tex, new_folder, render_text, tex_fix, write_formats
 from ..rendering.templates import LATEX_DELIMITERS, jinja_environment
 from ..scenario.model import Scenario
 from ..scenario.sources import load
 from ..verify import checked
 from . import gift, moodle, qti
 from .lms import Batch, Item, build_item
-from .questions import choose_questions, key_entry
+from .questions import key_entry
 from .sheets import key_document, solution_document, student_document
-from .variants import DIFFICULTIES, draw_variant
+from .stack_questions import choose_any_questions
+from .stack_variants import draw_any_variant
+from .variants import DIFFICULTIES
 
 DEFAULT_SCENARIO = "four-images"
 SHEET_FORMATS = {"markdown": "markdown", "pdf": "latex", "html": "html"}  # --format -> document format
@@ -100,8 +102,8 @@ def build_variant(job: Job) -> Built:
 
 
 def _build_variant(job: Job) -> Built:
-    variant = draw_variant(job.scenario, job.seed, job.index, job.difficulty)
-    questions = choose_questions(variant)
+    variant = draw_any_variant(job.scenario, job.seed, job.index, job.difficulty)
+    questions = choose_any_questions(variant)
     report = checked(variant.scenario, f"{variant.scenario.name}: ")  # SymPy against NumPy, every value
     settings = Settings.from_display(variant.scenario.display)
     docs = [
@@ -192,7 +194,7 @@ def check_request(seed, count, difficulty: str, fmt, jobs) -> tuple[int, int, in
             known = ", ".join([*SHEET_FORMATS, *LMS_FORMATS])
             raise UsageError(f"--format: unknown '{name}'; expected one of {known}, or several comma-separated")
     if "pdf" in names and not have_tex():
-        raise RenderError("--format pdf: latexmk and pdflatex are needed (or use --format markdown)")
+        raise RenderError(f"--format pdf: latexmk and pdflatex are needed, or use --format markdown ({tex_fix()})")
     return seed, count, min(workers, count), tuple(dict.fromkeys(names))
 
 
@@ -222,11 +224,7 @@ def write_exercises(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot create {out}: {exc.strerror or exc}") from None
-    with tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:
+    with new_folder(out), tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:  # no empty --out left
         staging = Path(tmp)
         work = [Job(sc, seed, k, difficulty, formats, str(staging)) for k in range(1, count + 1)]
         results = run_jobs(work, workers)

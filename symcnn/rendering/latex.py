@@ -10,7 +10,14 @@ from ..document.numbers import format_number
 from ..engine.algebra import Sub
 from ..engine.notation import Notation, SymbolInfo
 
-BASE_TEX = {"eta": r"\eta"}
+BASE_TEX = {
+    "eta": r"\eta",
+    "mu": r"\mu",
+    "beta": r"\beta",
+    "epsilon": r"\varepsilon",
+    "mhat": r"\hat{m}",
+    "vhat": r"\hat{v}",
+}
 
 
 class NumbersPrinted:
@@ -59,6 +66,8 @@ class SymcnnLatexPrinter(NumbersPrinted, LatexPrinter):
             base = "{" + base + "'}"
         sup = rf"\text{{{esc(above)}}}" if above is not None else ""
         sub = ",".join(rf"\text{{{esc(part)}}}" if isinstance(part, str) else str(part) for part in below)
+        if info.time is not None:  # optimizer state: t or t-1, in math
+            sub = ",".join(part for part in (sub, info.time) if part)
         tex = base + (f"^{{{sup}}}" if sup else "") + (f"_{{{sub}}}" if sub else "")
         if info.grad:
             loss = "L"

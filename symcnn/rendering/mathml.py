@@ -14,7 +14,13 @@ from ..engine.algebra import Sub
 from ..engine.notation import Notation, SymbolInfo
 from .latex import NumbersPrinted
 
-BASE_MATHML = {"eta": "\N{GREEK SMALL LETTER ETA}"}
+BASE_MATHML = {
+    "eta": "\N{GREEK SMALL LETTER ETA}",
+    "mu": "\N{GREEK SMALL LETTER MU}",
+    "beta": "\N{GREEK SMALL LETTER BETA}",
+    "epsilon": "\N{GREEK SMALL LETTER EPSILON}",
+}
+HATS = {"mhat": "m", "vhat": "v"}  # Adam's bias-corrected moments
 MINUS = "\N{MINUS SIGN}"
 FRACTION = re.compile(r"(-?)\\frac\{(\d+)\}\{(\d+)\}")
 SCIENTIFIC = re.compile(r"(-?)([\d.]+) \\times 10\^\{(-?\d+)\}")
@@ -73,12 +79,18 @@ class SymcnnMathMLPrinter(NumbersPrinted, MathMLPresentationPrinter):
 
     def symbol(self, info: SymbolInfo):
         letter, above, below = info.scripts()
-        base = self.el("mi", text=BASE_MATHML.get(letter, letter))
+        base = self.el("mi", text=BASE_MATHML.get(letter, HATS.get(letter, letter)))
+        if letter in HATS:
+            base = self.el("mover", base, self.mo("^"))
+            base.setAttribute("accent", "true")
         prime = self.mo("\N{PRIME}") if info.new else None  # the parameter after an update: W'
         sup = self.el("mtext", text=above) if above is not None else None
         sub = []
         for n, part in enumerate(below):
             sub += ([self.mo(",")] if n else []) + [self.el("mtext" if isinstance(part, str) else "mn", text=str(part))]
+        if info.time is not None:  # optimizer state: t or t-1
+            sub += ([self.mo(",")] if sub else []) + [self.el("mi", text="t")]
+            sub += [self.mo(MINUS), self.el("mn", text="1")] if info.time != "t" else []
         if prime is not None:
             sup = prime if sup is None else self.row(prime, sup)
         node = base
