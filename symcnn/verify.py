@@ -48,6 +48,7 @@ class Report:
     rtol: float
     atol: float
     derivation: object = None  # the Derivation compared, for documents
+    numeric: dict | None = None  # NumPy's values, as `symcnn values` prints them
 
     @property
     def compared(self) -> int:
@@ -193,7 +194,7 @@ def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12, thorough: bool 
                 missing += [path for path, _ in numeric_leaves(value, f"{record_path}.{key}")]
     groups = tuple(GroupResult(n, counts[n], diffs[n], tuple(bad[n])) for n in counts)
     claims = tuple(ClaimResult(c.at, c.printed, float(derivation.value_at(c.at)), c.tol, c.note) for c in claims)
-    return Report(sc, groups, claims, tuple(missing), rtol, atol, derivation)
+    return Report(sc, groups, claims, tuple(missing), rtol, atol, derivation, numeric)
 
 
 def records_of(numeric: dict):

@@ -97,7 +97,9 @@ def test_page_is_self_contained(pages, name):
     parsed = tags(path)
     names = [t for t, _ in parsed.tags]
     assert names.count("math") == maths and names.count("svg") == svgs
-    assert names.count("style") == 1 and names.count("script") == 1  # ours: open every part before printing
+    assert names.count("style") == 1  # ours
+    scripts = [attrs for tag, attrs in parsed.tags if tag == "script"]
+    assert scripts == [{"type": "application/json", "id": "symcnn-data"}, {}]  # the panels' data; our script
     assert "link" not in names and "img" not in names and "iframe" not in names
     for tag, attrs in parsed.tags:
         for key, value in attrs.items():
@@ -123,7 +125,7 @@ def test_page_sections_fold_per_sample(pages, name):
 def test_hostile_names_are_escaped_in_html(pages):
     path, _, _, _ = pages["hostile"]
     html = path.read_text(encoding="utf-8")
-    assert html.lower().count("<script") == 1 and html.lower().count("</script") == 1  # ours only
+    assert html.lower().count("<script") == 2 and html.lower().count("</script") == 2  # ours only: data, script
     assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in html
     parsed = tags(path)
     text = "".join(parsed.text)

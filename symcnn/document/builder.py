@@ -6,7 +6,7 @@ import numpy as np
 import sympy
 
 from ..engine.algebra import FRACTION_TERMS, exact, minus, shorten
-from ..engine.exact import Deriver, StepDerivation, UpdateDerivation, activation_expr
+from ..engine.exact import Deriver, Group, StepDerivation, UpdateDerivation, activation_expr
 from ..escape import slug
 from ..progress import progress
 from ..scenario.model import pool_window, winner_cell
@@ -27,6 +27,7 @@ from .model import (
     matrices,
     relu_display,
 )
+from .panels import build_panels
 from .pictures import Illustrator
 
 ACTIVATION_NAMES = {
@@ -55,12 +56,20 @@ class Builder:
         self.filter_keys = unique_slugs(f.name for f in self.sc.conv.filters)
         self.pictures = Illustrator(self.d, settings.precision)
         self.sample_keys = dict(zip((x.name for x in self.sc.inputs), unique_slugs(x.name for x in self.sc.inputs)))
+        self.shown: dict = {}  # path -> quantity of every number shown with its `symcnn values` path
+
+    def note(self, q):
+        """q is shown on the page: its path becomes explorable."""
+        self.shown[q.path] = q
+        return q.path
 
     # ------------------------------------------------------------------ helpers
     def matrices(self, name, array: np.ndarray, marks=frozenset()) -> list:
-        return matrices(name, array, marks, elide=self.settings.detail == "summary")
+        paths = (lambda index: self.note(array[index])) if isinstance(array, Group) else None
+        return matrices(name, array, marks, elide=self.settings.detail == "summary", paths=paths)
 
     def eq(self, q, general=None, env=None):
+        self.note(q)
         return equation(q, general, env, elide=self.settings.detail == "summary")
 
     def equations(self, blocks: list, array, display=None) -> None:
@@ -271,13 +280,16 @@ class Builder:
             if wide:
                 best = int(np.argmax(g["probs"].values.astype(float)))
                 label = sc.classes.index(step.label)
-                cells = (Cell(sc.classes[best]), Cell(probs[best], True), Cell(probs[label], True))
+                cells = (
+                    Cell(sc.classes[best]),
+                    Cell(probs[best], True, self.note(g["probs"][best])),
+                    Cell(probs[label], True, self.note(g["probs"][label])),
+                )
             else:
-                cells = tuple(Cell(p, True) for p in probs)
+                cells = tuple(Cell(p, True, self.note(g["probs"][c])) for c, p in enumerate(probs))
             when = "final" if step.iteration is None else str(step.iteration)
-            rows.append(
-                (Cell(when), Cell(step.sample), Cell(step.label)) + cells + (Cell(g["loss"].numbers().item(), True),)
-            )
+            loss = Cell(g["loss"].numbers().item(), True, self.note(g["loss"].item()))
+            rows.append((Cell(when), Cell(step.sample), Cell(step.label)) + cells + (loss,))
         return Section("Training summary", "summary", [Table(header, tuple(rows)), self.pictures.training()], 1)
 
     def final(self) -> Section:
@@ -369,6 +381,7 @@ class Builder:
             report.max_diff,
             held,
             len(report.claims),
+            panels=build_panels(self.d, self.shown, self.settings.detail == "summary", report.numeric),
         )
 
 
