@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import display
 from .errors import RenderError, ScenarioError, SymcnnError, UsageError, VerificationError
+from .rendering import FORMATS as FORMATS  # what `symcnn render` writes
+from .version import __version__ as __version__
 
 if TYPE_CHECKING:
     from .engine.numeric import Trace
@@ -39,8 +42,6 @@ __all__ = [
     "render",
     "run",
 ]
-__version__ = "0.1.0"
-FORMATS = ("markdown", "latex", "beamer", "snippets", "html", "pdf")  # what `symcnn render` writes
 LAZY = {
     "Trace": "engine.numeric",
     "Scenario": "scenario.model",
@@ -59,6 +60,16 @@ def __getattr__(name: str):
     value = getattr(importlib.import_module(f".{LAZY[name]}", __name__), name)
     globals()[name] = value
     return value
+
+
+def _show(obj, fmt: str) -> str:
+    """Jupyter display of a Derivation or a Report (see symcnn.display): the display code loads on first use."""
+    from .jupyter import show
+
+    return show(obj, fmt)
+
+
+display.register(_show)
 
 
 def run(scenario) -> Trace:

@@ -7,8 +7,9 @@ import json
 import os
 import sys
 
-from . import FORMATS, __version__
-from .errors import SymcnnError
+from .errors import SymcnnError, UsageError
+from .rendering import FORMATS
+from .version import __version__
 
 SCENARIO_HELP = "a .yaml/.yml/.json scenario file, or the name of a built-in scenario (see `symcnn list`)"
 
@@ -65,11 +66,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_examples(args: argparse.Namespace) -> int:
     """Render every built-in scenario in every format into OUT/<name>/ (what output/ holds)."""
-    from .rendering.formats import TEX_PACKAGES, have_tex, render_examples
+    from .rendering.formats import have_tex, render_examples, tex_fix
 
     pdf = not args.no_pdf and have_tex()
     if not args.no_pdf and not pdf:
-        print(f"warning: no latexmk/pdflatex, PDFs skipped (Debian: apt-get install {TEX_PACKAGES})", file=sys.stderr)
+        print(f"warning: no latexmk/pdflatex, PDFs skipped ({tex_fix()})", file=sys.stderr)
     for path in render_examples(args.out, pdf=pdf):
         print(path)
     return 0
@@ -88,8 +89,21 @@ def cmd_exercise(args: argparse.Namespace) -> int:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    """Mark a student's answers file against the key.json of `symcnn exercise`: each question right or
-    wrong with the expected value, then the score. Exits 0 whatever the score."""
+    """Mark answers against the key.json of `symcnn exercise`. A student's YAML/JSON file: each question
+    right or wrong with the expected value, then the score. A class's CSV (columns student/email/id,
+    variant, q1..q7, in any order, others kept): a gradebook CSV with score, percent and a mark per
+    question, into --out or on stdout; nothing is written if a row is bad. Exits 0 whatever the scores."""
+    if args.answers.lower().endswith(".csv"):
+        from .exercises.gradebook import gradebook, write_gradebook
+
+        book = gradebook(args.answers, args.key)
+        if args.out is None:
+            sys.stdout.write(book.csv())
+        else:
+            print(f"{write_gradebook(book, args.out)}: {book.summary()}")
+        return 0
+    if args.out is not None:
+        raise UsageError("--out: only a CSV of a class's answers writes a gradebook")
     from .exercises.grading import grade
 
     print(grade(args.answers, args.key).table())
@@ -181,16 +195,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--difficulty", default="easy", metavar="{easy,medium,hard}", help="easy (default), medium or hard")
     p.add_argument(
-        "--format", "-f", default="markdown", metavar="{markdown,pdf,html}", help="markdown (default), pdf or html"
+        "--format",
+        "-f",
+        default="markdown",
+        metavar="F[,F...]",
+        help="sheets: markdown (default), pdf or html; question banks for an LMS: moodle (moodle.xml), "
+        "gift (questions.gift), qti (qti.zip, for Canvas); several, comma-separated",
     )
     p.add_argument("--jobs", "-j", default=None, metavar="J", help="worker processes (default: the number of cores)")
     p.set_defaults(func=cmd_exercise)
 
-    p = sub.add_parser("grade", help="mark an answers file against an exercise key", description=cmd_grade.__doc__)
+    p = sub.add_parser(
+        "grade",
+        help="mark a student's answers file, or a class's CSV, against an exercise key",
+        description=cmd_grade.__doc__,
+    )
     p.add_argument(
-        "answers", metavar="ANSWERS", help="the student's answers, YAML or JSON: {variant: N, answers: {q1: ..., ...}}"
+        "answers",
+        metavar="ANSWERS",
+        help="a student's answers, YAML or JSON: {variant: N, answers: {q1: ..., ...}}; or a class's answers, "
+        "a .csv with a header row: student (or email, id), variant, q1, q2, ...",
     )
     p.add_argument("--key", "-k", required=True, metavar="KEY.json", help="the key.json that `symcnn exercise` wrote")
+    p.add_argument(
+        "--out",
+        "-o",
+        default=None,
+        metavar="GRADES.csv",
+        help="CSV answers: write the gradebook here (default: stdout)",
+    )
     p.set_defaults(func=cmd_grade)
     return parser
 

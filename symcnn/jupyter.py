@@ -1,4 +1,5 @@
-"""Jupyter display: what ``Derivation._repr_*_`` and ``Report._repr_*_`` return.
+"""Jupyter display: what ``Derivation._repr_*_`` and ``Report._repr_*_`` return (``show``, which
+``symcnn/__init__`` registers with ``symcnn.display``; the engine and the checker never import this module).
 
 A Derivation shows its worked solution (the HTML page's content, the Markdown with its pictures as
 data URIs, or maths-only LaTeX for MathJax and nbconvert); a Report shows its check table. The document
@@ -14,6 +15,7 @@ import jinja2
 from . import escape
 from .document.model import Document
 from .rendering import drawing
+from .verify import Report
 
 _last: list = []  # (object, document) of the last Derivation displayed: Jupyter asks for each format in turn
 
@@ -60,7 +62,7 @@ def solution_latex(derivation) -> str:
 
 
 def _report_env() -> jinja2.Environment:
-    from .rendering.formats import jinja_environment
+    from .rendering.templates import jinja_environment
 
     return jinja_environment(autoescape=jinja2.select_autoescape(["html.j2"]))
 
@@ -71,3 +73,13 @@ def report(report, fmt: str) -> str:
     env.filters.update(md=escape.markdown, tex=escape.math_text)
     suffix = {"html": "html", "markdown": "md", "latex": "tex"}[fmt]
     return env.get_template(f"notebook/report.{suffix}.j2").render(report=report, sc=report.scenario)
+
+
+SOLUTION = {"html": solution_html, "markdown": solution_markdown, "latex": solution_latex}
+
+
+def show(obj, fmt: str) -> str:
+    """``obj`` (a Derivation or a Report) as ``fmt``: "html", "markdown" or "latex"."""
+    if isinstance(obj, Report):
+        return report(obj, fmt)
+    return SOLUTION[fmt](obj)

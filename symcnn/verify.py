@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .display import Displayable
 from .errors import ScenarioError
 from .scenario.model import Scenario, parse_path
 
@@ -40,7 +41,7 @@ class ClaimResult:
 
 
 @dataclass(frozen=True)
-class Report:
+class Report(Displayable):  # Jupyter shows the table (symcnn.jupyter.show)
     scenario: Scenario
     groups: tuple[GroupResult, ...]
     claims: tuple[ClaimResult, ...]
@@ -92,22 +93,6 @@ class Report:
             held = sum(c.ok for c in self.claims)
             lines.append(f"{held} of {len(self.claims)} claims hold")
         return "\n".join(lines)
-
-    # Jupyter display: the table above (symcnn.jupyter renders it)
-    def _repr_html_(self) -> str:
-        from .jupyter import report
-
-        return report(self, "html")
-
-    def _repr_markdown_(self) -> str:
-        from .jupyter import report
-
-        return report(self, "markdown")
-
-    def _repr_latex_(self) -> str:
-        from .jupyter import report
-
-        return report(self, "latex")
 
 
 def numeric_leaves(data, path: str = ""):

@@ -187,16 +187,18 @@ def _as_chw(array: Any) -> np.ndarray:
     return x[None, :, :] if x.ndim == 2 else x
 
 
-def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, W: np.ndarray, B: np.ndarray,
-            label_index: int, settings: dict) -> dict:
+def forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, W: np.ndarray, B: np.ndarray, label_index: int, settings: dict
+) -> dict:
     """Forward pass of one input x (C x H x W) with filters w (K x C x kh x kw)."""
     xp = _pad(x, settings["padding"])
     z, z_magnitude = _conv(xp, w, b, settings["stride"])
     a = _activate(z, settings["activation"], settings["slope"])
     geometry = pool_geometry(settings["pool"], z.shape[1], z.shape[2])
     q, routes = _pool_forward(a, geometry)
-    f = np.array([q[k, i, j] for k in range(q.shape[0]) for i in range(q.shape[1])
-                  for j in range(q.shape[2])])  # filter-major, then row-major
+    f = np.array(
+        [q[k, i, j] for k in range(q.shape[0]) for i in range(q.shape[1]) for j in range(q.shape[2])]
+    )  # filter-major, then row-major
     s = np.zeros(W.shape[0])
     for c in range(W.shape[0]):
         total = 0.0
@@ -205,8 +207,18 @@ def forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, W: np.ndarray, B: np.nd
         s[c] = total + B[c]
     p, log_sum_exp = _log_softmax_parts(s)
     L = log_sum_exp - s[label_index]  # -log p_y, stably
-    return {"xp": xp, "z": z, "z_magnitude": z_magnitude, "a": a, "q": q, "routes": routes,
-            "f": f, "s": s, "p": p, "L": L}
+    return {
+        "xp": xp,
+        "z": z,
+        "z_magnitude": z_magnitude,
+        "a": a,
+        "q": q,
+        "routes": routes,
+        "f": f,
+        "s": s,
+        "p": p,
+        "L": L,
+    }
 
 
 def backward(fwd: dict, w: np.ndarray, W: np.ndarray, label_index: int, settings: dict) -> dict:
@@ -285,12 +297,10 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
     update_mode = training.get("update", "per_sample")
     update_filters = bool(training.get("update_filters", False))
 
-    samples = [(spec["name"], spec["label"], _as_chw(spec["pixels"]))
-               for spec in scenario["inputs"]]
+    samples = [(spec["name"], spec["label"], _as_chw(spec["pixels"])) for spec in scenario["inputs"]]
 
     def filters_as_given(array: np.ndarray) -> list:
-        return [_tolist(array[k, 0]) if filter_ndims[k] == 2 else _tolist(array[k])
-                for k in range(array.shape[0])]
+        return [_tolist(array[k, 0]) if filter_ndims[k] == 2 else _tolist(array[k]) for k in range(array.shape[0])]
 
     def apply_update(dW, dB, dw, db) -> None:
         nonlocal W, B, w, b
@@ -301,9 +311,14 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
             b = b - eta * db
 
     def snapshot(iteration: int, after: str | None) -> dict:
-        return {"iteration": iteration, "after": after,
-                "dense_weights": _tolist(W), "dense_biases": _tolist(B),
-                "filters": filters_as_given(w), "filter_biases": _tolist(b)}
+        return {
+            "iteration": iteration,
+            "after": after,
+            "dense_weights": _tolist(W),
+            "dense_biases": _tolist(B),
+            "filters": filters_as_given(w),
+            "filter_biases": _tolist(b),
+        }
 
     steps: list[dict] = []
     updates: list[dict] = []
@@ -313,17 +328,25 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
             y_index = classes.index(label)
             fwd = forward(x, w, b, W, B, y_index, settings)
             grads = backward(fwd, w, W, y_index, settings)
-            steps.append({
-                "iteration": iteration, "sample": name, "label": label,
-                "conv": _tolist(fwd["z"]), "activated": _tolist(fwd["a"]),
-                "pooled": _tolist(fwd["q"]), "features": _tolist(fwd["f"]),
-                "logits": _tolist(fwd["s"]), "probs": _tolist(fwd["p"]), "loss": float(fwd["L"]),
-                "grad_logits": _tolist(grads["dL_ds"]),
-                "grad_dense_weights": _tolist(grads["dL_dW"]),
-                "grad_dense_biases": _tolist(grads["dL_dB"]),
-                "grad_filters": filters_as_given(grads["dL_dw"]),
-                "grad_filter_biases": _tolist(grads["dL_db"]),
-            })
+            steps.append(
+                {
+                    "iteration": iteration,
+                    "sample": name,
+                    "label": label,
+                    "conv": _tolist(fwd["z"]),
+                    "activated": _tolist(fwd["a"]),
+                    "pooled": _tolist(fwd["q"]),
+                    "features": _tolist(fwd["f"]),
+                    "logits": _tolist(fwd["s"]),
+                    "probs": _tolist(fwd["p"]),
+                    "loss": float(fwd["L"]),
+                    "grad_logits": _tolist(grads["dL_ds"]),
+                    "grad_dense_weights": _tolist(grads["dL_dW"]),
+                    "grad_dense_biases": _tolist(grads["dL_dB"]),
+                    "grad_filters": filters_as_given(grads["dL_dw"]),
+                    "grad_filter_biases": _tolist(grads["dL_db"]),
+                }
+            )
             if conv_magnitudes:
                 steps[-1]["conv_magnitude"] = _tolist(fwd["z_magnitude"])
             parts = (grads["dL_dW"], grads["dL_dB"], grads["dL_dw"], grads["dL_db"])
@@ -343,8 +366,6 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
     final = []
     for name, label, x in samples:
         fwd = forward(x, w, b, W, B, classes.index(label), settings)
-        final.append({"sample": name, "logits": _tolist(fwd["s"]), "probs": _tolist(fwd["p"]),
-                      "loss": float(fwd["L"])})
+        final.append({"sample": name, "logits": _tolist(fwd["s"]), "probs": _tolist(fwd["p"]), "loss": float(fwd["L"])})
 
-    return {"scenario": scenario["name"], "classes": classes,
-            "steps": steps, "updates": updates, "final": final}
+    return {"scenario": scenario["name"], "classes": classes, "steps": steps, "updates": updates, "final": final}

@@ -31,7 +31,11 @@ def _env() -> dict[str, str]:
 def run(*args: str, cwd: Path | None = None, command: list[str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*(command or [sys.executable, "-m", "symcnn"]), *args],
-        capture_output=True, encoding="utf-8", cwd=cwd or ROOT, env=_env(), timeout=120,
+        capture_output=True,
+        encoding="utf-8",
+        cwd=cwd or ROOT,
+        env=_env(),
+        timeout=120,
     )
 
 
@@ -100,9 +104,18 @@ def test_values_four_images_has_the_contract_schema(four_images_values):
     assert v["classes"] == ["cat", "dog"]
 
     step_shapes = {
-        "conv": (2, 3, 3), "activated": (2, 3, 3), "pooled": (2, 3, 3), "features": (18,),
-        "logits": (2,), "probs": (2,), "loss": (), "grad_logits": (2,), "grad_dense_weights": (2, 18),
-        "grad_dense_biases": (2,), "grad_filters": (2, 2, 2), "grad_filter_biases": (2,),
+        "conv": (2, 3, 3),
+        "activated": (2, 3, 3),
+        "pooled": (2, 3, 3),
+        "features": (18,),
+        "logits": (2,),
+        "probs": (2,),
+        "loss": (),
+        "grad_logits": (2,),
+        "grad_dense_weights": (2, 18),
+        "grad_dense_biases": (2,),
+        "grad_filters": (2, 2, 2),
+        "grad_filter_biases": (2,),
     }
     assert len(v["steps"]) == 4
     for i, step in enumerate(v["steps"]):
@@ -293,5 +306,7 @@ def test_console_script_matches_python_m(args):
     via_module = run(*args)
     via_script = run(*args, command=[script])
     assert (via_script.returncode, via_script.stdout, via_script.stderr) == (
-        via_module.returncode, via_module.stdout, via_module.stderr,
+        via_module.returncode,
+        via_module.stdout,
+        via_module.stderr,
     )

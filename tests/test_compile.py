@@ -28,8 +28,10 @@ DETAILS = ("full", "summary")
 MAX_OVERFULL_PT = 10.0
 OVERFULL = re.compile(r"^Overfull \\([hv])box \((\d+(?:\.\d+)?)pt too (?:wide|high)\) (.*)$", re.MULTILINE)
 LINES = re.compile(r"lines (\d+)--(\d+)|at line (\d+)")
-needs = {tool: pytest.mark.skipif(shutil.which(tool) is None, reason=f"needs {tool} (poppler-utils / pandoc)")
-         for tool in ("pdftotext", "pdfinfo", "pandoc")}
+needs = {
+    tool: pytest.mark.skipif(shutil.which(tool) is None, reason=f"needs {tool} (poppler-utils / pandoc)")
+    for tool in ("pdftotext", "pdfinfo", "pandoc")
+}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -40,7 +42,12 @@ def latexmk(tex: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "openin_any": "p", "openout_any": "p", "shell_escape": "f"}
     return subprocess.run(
         ["latexmk", "-pdf", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-        cwd=tex.parent, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+        cwd=tex.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
     )
 
 
@@ -164,15 +171,34 @@ def test_hostile_names_compile_and_read_no_files(tmp_path):
 def snippet_document(folder: Path) -> Path:
     """A document built the way snippets/index.tex tells a user: its preamble lines, then \\input."""
     index = (folder / "index.tex").read_text(encoding="utf-8")
-    preamble = [line[2:] for line in index.splitlines() if re.match(r"^% \\(usepackage|setcounter|setlength|"
-                                                                      r"providecommand|newcommand|newenvironment|"
-                                                                      r"DeclareUnicodeCharacter)", line)]
+    preamble = [
+        line[2:]
+        for line in index.splitlines()
+        if re.match(
+            r"^% \\(usepackage|setcounter|setlength|"
+            r"providecommand|newcommand|newenvironment|"
+            r"DeclareUnicodeCharacter)",
+            line,
+        )
+    ]
     inputs = re.findall(r"^% (\\input\{[^}]+\})", index, re.MULTILINE)
     doc = folder / "all.tex"
-    doc.write_text("\n".join([
-        r"\documentclass[11pt]{article}", r"\usepackage[T1]{fontenc}", r"\usepackage[utf8]{inputenc}",
-        r"\usepackage{lmodern}", *preamble, r"\begin{document}", *inputs, r"\end{document}", "",
-    ]), encoding="utf-8")
+    doc.write_text(
+        "\n".join(
+            [
+                r"\documentclass[11pt]{article}",
+                r"\usepackage[T1]{fontenc}",
+                r"\usepackage[utf8]{inputenc}",
+                r"\usepackage{lmodern}",
+                *preamble,
+                r"\begin{document}",
+                *inputs,
+                r"\end{document}",
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
     return doc
 
 
@@ -190,8 +216,9 @@ def test_snippets_compile_with_the_preamble_index_tex_gives(tmp_path, scenario):
 
 
 def pandoc(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["pandoc", "--mathml", "-f", "markdown", "-t", "html", str(path)],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["pandoc", "--mathml", "-f", "markdown", "-t", "html", str(path)], capture_output=True, text=True, timeout=300
+    )
 
 
 @needs["pandoc"]
@@ -275,16 +302,27 @@ def _draw(seed: int, rng: np.random.Generator) -> dict:
         "name": f"random-{seed}",
         "title": f"Random scenario {seed}",
         "classes": classes,
-        "inputs": [{"name": f"img{i + 1}", "label": classes[i % n_classes], "pixels": pixels()}
-                   for i in range(int(rng.integers(2, 4)))],
-        "conv": {"stride": stride, "padding": padding,
-                 "filters": [{"name": "AB"[k], "weights": kernel(), "bias": numbers(1)[0]} for k in range(n_filters)]},
+        "inputs": [
+            {"name": f"img{i + 1}", "label": classes[i % n_classes], "pixels": pixels()}
+            for i in range(int(rng.integers(2, 4)))
+        ],
+        "conv": {
+            "stride": stride,
+            "padding": padding,
+            "filters": [{"name": "AB"[k], "weights": kernel(), "bias": numbers(1)[0]} for k in range(n_filters)],
+        },
         "activation": ACTIVATIONS[seed % len(ACTIVATIONS)],
         "pool": pool,
-        "dense": {"weights": numbers(n_classes, features, scale=0.5, digits=2),
-                  "biases": numbers(n_classes, scale=0.2, digits=2)},
-        "training": {"learning_rate": 0.5, "iterations": 1 + seed % 2, "update": UPDATES[seed % 3],
-                     "update_filters": seed % 2 == 0},
+        "dense": {
+            "weights": numbers(n_classes, features, scale=0.5, digits=2),
+            "biases": numbers(n_classes, scale=0.2, digits=2),
+        },
+        "training": {
+            "learning_rate": 0.5,
+            "iterations": 1 + seed % 2,
+            "update": UPDATES[seed % 3],
+            "update_filters": seed % 2 == 0,
+        },
     }
 
 
@@ -301,8 +339,10 @@ def random_compiled(tmp_path_factory) -> dict:
         path = folder / f"{data['name']}.yaml"
         path.write_text(yaml.safe_dump(data), encoding="utf-8")
         detail = "full" if seed % 2 else "summary"
-        codes = [main(["render", str(path), "--format", fmt, "--out", str(folder / "out"), "--detail", detail])
-                 for fmt in ("markdown", "latex")]
+        codes = [
+            main(["render", str(path), "--format", fmt, "--out", str(folder / "out"), "--detail", detail])
+            for fmt in ("markdown", "latex")
+        ]
         tex = folder / "out" / f"{data['name']}.tex"
         result = latexmk(tex) if codes == [0, 0] else None
         log = tex.with_suffix(".log").read_text(encoding="utf-8", errors="replace") if result else ""

@@ -5,14 +5,15 @@ page's templates, agree digit for digit with the same panel built in Python by t
 from __future__ import annotations
 
 import json
-from html import unescape
 import random
 import re
+from html import unescape
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sympy
+from test_html import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
 
 import symcnn
 from symcnn.document.panels import slot
@@ -21,8 +22,6 @@ from symcnn.engine.exact import agrees
 from symcnn.rendering.explore import reference_panel
 from symcnn.rendering.formats import document_for, printer_settings
 from symcnn.scenario.model import parse_path
-
-from test_html import CHROMIUM, CHROMIUM_ARGS, browser_or_skip
 
 BUILTINS = tuple(symcnn.builtin_names())
 CLICKS = 30
@@ -35,9 +34,7 @@ def random_scenario(seed: int) -> dict:
     filters = int(rng.integers(1, 3))
     classes = ["cat", "dog", "fox"][: int(rng.integers(2, 4))]
     conv_side = size - k + 1
-    pool = [{"kind": "max", "size": 2}, {"kind": "avg", "size": 2}, "none", {"kind": "max", "size": "global"}][
-        seed % 4
-    ]
+    pool = [{"kind": "max", "size": 2}, {"kind": "avg", "size": 2}, "none", {"kind": "max", "size": "global"}][seed % 4]
     pooled = 1 if pool == {"kind": "max", "size": "global"} else conv_side if pool == "none" else conv_side // 2
     features = filters * pooled * pooled
     activation = ["relu", {"kind": "leaky_relu", "slope": 0.1}, "sigmoid", "tanh", "none"][seed % 5]
@@ -52,13 +49,20 @@ def random_scenario(seed: int) -> dict:
         "title": f"Random scenario {seed}",
         "classes": classes,
         "inputs": [{"name": f"in{n}", "label": classes[n % len(classes)], "pixels": pixels()} for n in range(2)],
-        "conv": {"stride": 1, "padding": 0, "filters": [{"name": f"F{n}", "weights": weights(), "bias": 0.1}
-                                                        for n in range(filters)]},
+        "conv": {
+            "stride": 1,
+            "padding": 0,
+            "filters": [{"name": f"F{n}", "weights": weights(), "bias": 0.1} for n in range(filters)],
+        },
         "activation": activation,
         "pool": pool,
         "dense": {"weights": numbers(len(classes), features, scale=0.5), "biases": numbers(len(classes))},
-        "training": {"learning_rate": 0.5, "iterations": 1 + seed % 2, "update": "per_sample",
-                     "update_filters": bool(seed % 2)},
+        "training": {
+            "learning_rate": 0.5,
+            "iterations": 1 + seed % 2,
+            "update": "per_sample",
+            "update_filters": bool(seed % 2),
+        },
     }
 
 
@@ -92,7 +96,8 @@ def test_panels_hold_the_values_and_their_forms_evaluate_to_them(pages, name):
     for p in doc.panels:
         assert p.number == value_at(values, p.path), p.path  # the number `symcnn values` prints
         assert abs(float(p.value) - p.number) <= 1e-9 * max(1.0, abs(p.number)), p.path  # the exact value
-        if any(isinstance(a, Dots) for a in sympy.preorder_traversal(p.form)) or any(s.symbol.is_Piecewise for s in p.slots):
+        cut = any(isinstance(a, Dots) for a in sympy.preorder_traversal(p.form))
+        if cut or any(s.symbol.is_Piecewise for s in p.slots):
             continue  # a cut display form (checked whole when built); ReLU' shown by its branch
         env = {slot(n): to_exact(s.value) for n, s in enumerate(p.slots)}
         assert agrees(evaluate(p.form, {**env}), to_exact(p.value)), p.path
@@ -144,7 +149,8 @@ PANEL_TEXT = """() => { const p = document.querySelector('[data-panel-for]'); if
   return {path: p.dataset.panelFor, value: p.dataset.value, lines: lines,
           factors: [...p.querySelectorAll('[data-path]')].map(e => e.dataset.path)}; }"""
 
-REFERENCE_TEXT = """(ref) => { const d = document.createElement('div'); const t = s => { d.innerHTML = s; return d.textContent; };
+REFERENCE_TEXT = """(ref) => { const d = document.createElement('div');
+  const t = s => { d.innerHTML = s; return d.textContent; };
   return [t(ref.symbol) + '=' + t(ref.general), '=' + t(ref.substituted), ref.rel + t(ref.value)]; }"""
 
 

@@ -38,6 +38,7 @@ def test_wheel_carries_templates_and_builtins(installed):
     for template in (ROOT / "templates").rglob("*.j2"):
         assert f"symcnn/templates/{template.relative_to(ROOT / 'templates').as_posix()}" in names
     assert {"symcnn/scenario/builtins/four-images.yaml", "symcnn/scenario/builtins/zebra-cat.yaml"} <= names
+    assert "symcnn/debian-packages" in names  # the one list, for `symcnn doctor` and the error messages
 
 
 def test_installed_package_renders_from_another_directory(installed):

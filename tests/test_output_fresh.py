@@ -28,8 +28,11 @@ def normalise(text: str) -> str:
 
 
 def text_files(folder: Path) -> set[str]:
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
-            if p.is_file() and p.suffix in (".md", ".tex", ".html", ".svg")}
+    return {
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix in (".md", ".tex", ".html", ".svg")
+    }
 
 
 @pytest.mark.parametrize("name", BUILTINS)
@@ -48,8 +51,11 @@ def test_committed_text_outputs_are_fresh(tmp_path, name):
         new = normalise((tmp_path / f).read_text(encoding="utf-8"))
         old = normalise((committed / f).read_text(encoding="utf-8"))
         if new != old:
-            diff = list(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                             f"output/{name}/{f}", f"rendered/{f}", n=1))
+            diff = list(
+                difflib.unified_diff(
+                    old.splitlines(True), new.splitlines(True), f"output/{name}/{f}", f"rendered/{f}", n=1
+                )
+            )
             stale.append("".join(diff[:20]))
     assert not stale, f"{len(stale)} file(s) of output/{name}/ differ; {REGENERATE}\n" + "\n".join(stale[:3])
 

@@ -69,14 +69,24 @@ def _pool_output(size: int, window: int, stride: int) -> int:
 
 
 @st.composite
-def scenarios(draw, max_hw: int = 6, max_filters: int = 3, max_classes: int = 4,
-              max_inputs: int = 3, max_iterations: int = 3, focus: str | None = None) -> dict:
+def scenarios(
+    draw,
+    max_hw: int = 6,
+    max_filters: int = 3,
+    max_classes: int = 4,
+    max_inputs: int = 3,
+    max_iterations: int = 3,
+    focus: str | None = None,
+) -> dict:
     """A small valid scenario. focus="max_ties" draws max pooling of windows >= 2 cells over
     coarse values (exact ties between different patches, so the first-maximum rule shows);
     focus="avg_overlap" draws average pooling with overlapping windows. Both avoid ReLU,
     whose zero derivative would hide the pooling gradient."""
-    palette = draw(st.sampled_from(sorted(PALETTES))) if focus is None else (
-        "coarse" if focus == "max_ties" else draw(st.sampled_from(["grid", "float"])))
+    palette = (
+        draw(st.sampled_from(sorted(PALETTES)))
+        if focus is None
+        else ("coarse" if focus == "max_ties" else draw(st.sampled_from(["grid", "float"])))
+    )
     values = PALETTES[palette]  # one palette per scenario
     channels = draw(st.integers(1, 3))
     height = draw(st.integers(3, max_hw))
@@ -106,12 +116,14 @@ def scenarios(draw, max_hw: int = 6, max_filters: int = 3, max_classes: int = 4,
     if padding != 0 or draw(st.booleans()):
         conv["padding"] = padding
 
-    activation = draw(st.one_of(
-        st.sampled_from(["relu", "none", "sigmoid", "tanh", None] if focus is None
-                        else ["none", "sigmoid", "tanh"]),
-        st.builds(lambda slope: {"kind": "leaky_relu", "slope": slope},
-                  st.floats(0.001, 0.5, allow_nan=False)),
-    ))
+    activation = draw(
+        st.one_of(
+            st.sampled_from(
+                ["relu", "none", "sigmoid", "tanh", None] if focus is None else ["none", "sigmoid", "tanh"]
+            ),
+            st.builds(lambda slope: {"kind": "leaky_relu", "slope": slope}, st.floats(0.001, 0.5, allow_nan=False)),
+        )
+    )
 
     if focus is None:
         pool_kind = draw(st.sampled_from(["none", None, "max", "avg", "max", "avg"]))
@@ -119,8 +131,7 @@ def scenarios(draw, max_hw: int = 6, max_filters: int = 3, max_classes: int = 4,
         pool_kind = "max" if focus == "max_ties" else "avg"
     smallest = 1 if focus is None else 2  # focused windows have at least 2 cells a side
     if pool_kind in ("max", "avg"):
-        size_style = draw(st.sampled_from(["int", "pair", "global"] if focus is None
-                                          else ["int", "pair"]))
+        size_style = draw(st.sampled_from(["int", "pair", "global"] if focus is None else ["int", "pair"]))
         if size_style == "global":
             pool: Any = {"kind": pool_kind, "size": "global"}
             pooled_h = pooled_w = 1
@@ -134,8 +145,9 @@ def scenarios(draw, max_hw: int = 6, max_filters: int = 3, max_classes: int = 4,
                 pw = draw(st.integers(min(smallest, conv_w, 3), min(conv_w, 3)))
                 size = [ph, pw]
             pool = {"kind": pool_kind, "size": size}
-            stride_style = draw(st.sampled_from(
-                ["overlap"] if focus == "avg_overlap" else ["default", "int", "pair", "overlap"]))
+            stride_style = draw(
+                st.sampled_from(["overlap"] if focus == "avg_overlap" else ["default", "int", "pair", "overlap"])
+            )
             if stride_style == "overlap":  # windows share cells: their gradients must add up
                 sh, sw = max(1, ph - 1), max(1, pw - 1)
                 pool["stride"] = [sh, sw]
@@ -157,14 +169,18 @@ def scenarios(draw, max_hw: int = 6, max_filters: int = 3, max_classes: int = 4,
     n_classes = draw(st.integers(2, max_classes))
     classes = [f"c{i}" for i in range(n_classes)]
     n_inputs = draw(st.integers(1, max_inputs))
-    inputs = [{"name": f"x{i + 1}", "label": draw(st.sampled_from(classes)),
-               "pixels": _array(draw, input_shape, values)} for i in range(n_inputs)]
+    inputs = [
+        {"name": f"x{i + 1}", "label": draw(st.sampled_from(classes)), "pixels": _array(draw, input_shape, values)}
+        for i in range(n_inputs)
+    ]
 
     training: dict[str, Any] = {"learning_rate": draw(st.floats(0.01, 1.0, allow_nan=False))}
     # None leaves the key out, so the defaults (1, per_sample, false) are exercised too.
-    for key, options in (("iterations", list(range(1, max_iterations + 1))),
-                         ("update", ["per_sample", "batch_mean", "batch_sum"]),
-                         ("update_filters", [False, True])):
+    for key, options in (
+        ("iterations", list(range(1, max_iterations + 1))),
+        ("update", ["per_sample", "batch_mean", "batch_sum"]),
+        ("update_filters", [False, True]),
+    ):
         choice = draw(st.sampled_from([None, *options]))
         if choice is not None:
             training[key] = choice
@@ -175,8 +191,10 @@ def scenarios(draw, max_hw: int = 6, max_filters: int = 3, max_classes: int = 4,
         "classes": classes,
         "inputs": inputs,
         "conv": conv,
-        "dense": {"weights": _array(draw, (n_classes, n_features), values),
-                  "biases": _array(draw, (n_classes,), values)},
+        "dense": {
+            "weights": _array(draw, (n_classes, n_features), values),
+            "biases": _array(draw, (n_classes,), values),
+        },
         "training": training,
     }
     if activation is not None:
@@ -193,8 +211,7 @@ def engine_values(scenario: dict) -> dict:
     return symcnn.run(symcnn.load(copy.deepcopy(scenario))).to_dict()
 
 
-def first_difference(actual: Any, expected: Any, path: str = "",
-                     rtol: float = RTOL, atol: float = ATOL) -> str | None:
+def first_difference(actual: Any, expected: Any, path: str = "", rtol: float = RTOL, atol: float = ATOL) -> str | None:
     """The first path where `actual` differs from `expected` (keys, lengths, types, numbers)."""
     where = path or "<root>"
     if isinstance(expected, dict):
@@ -203,8 +220,7 @@ def first_difference(actual: Any, expected: Any, path: str = "",
         for key in expected:  # extra keys in `actual` are allowed by the contract
             if key not in actual:
                 return f"{where}: missing key {key!r}"
-            found = first_difference(actual[key], expected[key], f"{path}.{key}" if path else key,
-                                     rtol, atol)
+            found = first_difference(actual[key], expected[key], f"{path}.{key}" if path else key, rtol, atol)
             if found:
                 return found
         return None
@@ -221,8 +237,7 @@ def first_difference(actual: Any, expected: Any, path: str = "",
     if isinstance(expected, float):
         if isinstance(actual, bool) or not isinstance(actual, float):
             return f"{where}: expected a float, got {type(actual).__name__} {actual!r}"
-        if not math.isfinite(actual) or not math.isclose(actual, expected, rel_tol=rtol,
-                                                          abs_tol=atol):
+        if not math.isfinite(actual) or not math.isclose(actual, expected, rel_tol=rtol, abs_tol=atol):
             return f"{where}: {actual!r} != expected {expected!r}"
         return None
     if type(actual) is not type(expected) or actual != expected:
@@ -252,8 +267,11 @@ def _pool_windows(scenario: dict, map_h: int, map_w: int) -> list[list[tuple[int
     if geometry is None or geometry[0] != "max":
         return []
     _, ph, pw, sh, sw = geometry
-    return [[(oy * sh + i, ox * sw + j) for i in range(ph) for j in range(pw)]
-            for oy in range((map_h - ph) // sh + 1) for ox in range((map_w - pw) // sw + 1)]
+    return [
+        [(oy * sh + i, ox * sw + j) for i in range(ph) for j in range(pw)]
+        for oy in range((map_h - ph) // sh + 1)
+        for ox in range((map_w - pw) // sw + 1)
+    ]
 
 
 def _relu(scenario: dict) -> bool:
@@ -357,30 +375,37 @@ def _parameter_locators(scenario: dict):
     dense = scenario["dense"]
     for c, row in enumerate(dense["weights"]):
         for n in range(len(row)):
-            yield (f"dense.weights[{c}][{n}]", lambda d, c=c, n=n: (d["dense"]["weights"][c], n),
-                   ("grad_dense_weights", c, n))
+            yield (
+                f"dense.weights[{c}][{n}]",
+                lambda d, c=c, n=n: (d["dense"]["weights"][c], n),
+                ("grad_dense_weights", c, n),
+            )
     for c in range(len(dense["biases"])):
-        yield (f"dense.biases[{c}]", lambda d, c=c: (d["dense"]["biases"], c),
-               ("grad_dense_biases", c))
+        yield (f"dense.biases[{c}]", lambda d, c=c: (d["dense"]["biases"], c), ("grad_dense_biases", c))
     for k, spec in enumerate(scenario["conv"]["filters"]):
         weights = np.array(spec["weights"])
         for index in np.ndindex(*weights.shape):
+
             def locate(d, k=k, index=index):
                 container = d["conv"]["filters"][k]["weights"]
                 for i in index[:-1]:
                     container = container[i]
                 return container, index[-1]
+
             yield (f"conv.filters[{k}].weights{list(index)}", locate, ("grad_filters", k, *index))
 
         def locate_bias(d, k=k):
             d["conv"]["filters"][k].setdefault("bias", 0.0)
             return d["conv"]["filters"][k], "bias"
+
         yield (f"conv.filters[{k}].bias", locate_bias, ("grad_filter_biases", k))
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                 HealthCheck.filter_too_much])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 @given(scenarios(max_hw=5, max_filters=2, max_classes=3, max_inputs=2, max_iterations=2))
 def test_gradients_match_finite_differences(scenario: dict) -> None:
     trace = engine_values(scenario)
@@ -397,7 +422,8 @@ def test_gradients_match_finite_differences(scenario: dict) -> None:
             dL_engine = dL_engine[i]
         tolerance = 1e-6 * (1 + abs(dL_engine)) + 1e-9 * scale
         assert abs(dL_numeric - dL_engine) <= tolerance, (
-            f"dL/d{name}: engine {dL_engine!r}, central difference {dL_numeric!r}")
+            f"dL/d{name}: engine {dL_engine!r}, central difference {dL_numeric!r}"
+        )
 
 
 @PROPERTY_SETTINGS
@@ -419,15 +445,17 @@ def test_updates_are_sgd_on_the_steps_gradients(scenario: dict) -> None:
     steps, updates = trace["steps"], trace["updates"]
     assert len(steps) == iterations * n_inputs
     assert len(updates) == iterations * (n_inputs if mode == "per_sample" else 1)
-    groups = ([[i] for i in range(len(steps))] if mode == "per_sample"
-              else [list(range(t * n_inputs, (t + 1) * n_inputs)) for t in range(iterations)])
+    groups = (
+        [[i] for i in range(len(steps))]
+        if mode == "per_sample"
+        else [list(range(t * n_inputs, (t + 1) * n_inputs)) for t in range(iterations)]
+    )
     for update, group in zip(updates, groups, strict=True):
         scale = 1.0 / len(group) if mode == "batch_mean" else 1.0
         W = W - eta * scale * sum(np.array(steps[i]["grad_dense_weights"]) for i in group)
         B = B - eta * scale * sum(np.array(steps[i]["grad_dense_biases"]) for i in group)
         if update_filters:
-            w = [w[k] - eta * scale * sum(np.array(steps[i]["grad_filters"][k]) for i in group)
-                 for k in range(len(w))]
+            w = [w[k] - eta * scale * sum(np.array(steps[i]["grad_filters"][k]) for i in group) for k in range(len(w))]
             b = b - eta * scale * sum(np.array(steps[i]["grad_filter_biases"]) for i in group)
         last = steps[group[-1]]
         assert update["iteration"] == last["iteration"]
@@ -445,16 +473,14 @@ def test_final_is_a_forward_pass_with_the_last_parameters(scenario: dict) -> Non
     last = trace["updates"][-1]
     rerun = copy.deepcopy(scenario)
     rerun["dense"] = {"weights": last["dense_weights"], "biases": last["dense_biases"]}
-    for spec, weights, bias in zip(rerun["conv"]["filters"], last["filters"],
-                                   last["filter_biases"], strict=True):
+    for spec, weights, bias in zip(rerun["conv"]["filters"], last["filters"], last["filter_biases"], strict=True):
         spec["weights"], spec["bias"] = weights, bias
     rerun["training"]["iterations"] = 1
     steps = []
     for spec in scenario["inputs"]:  # one input per run: steps[0] uses exactly these parameters
         rerun["inputs"] = [spec]
         steps.append(engine_values(rerun)["steps"][0])
-    expected = [{"sample": s["sample"], "logits": s["logits"], "probs": s["probs"],
-                 "loss": s["loss"]} for s in steps]
+    expected = [{"sample": s["sample"], "logits": s["logits"], "probs": s["probs"], "loss": s["loss"]} for s in steps]
     assert_same(trace["final"], expected)
 
 
@@ -480,19 +506,18 @@ def _base(**overrides: Any) -> dict:
 def test_one_by_one_filter_by_hand() -> None:
     trace = engine_values(_base())
     step = trace["steps"][0]
-    assert step["conv"] == [[[3.0, 5.0], [7.0, 9.0]]]           # 2 x + 1
+    assert step["conv"] == [[[3.0, 5.0], [7.0, 9.0]]]  # 2 x + 1
     assert step["features"] == [3.0, 5.0, 7.0, 9.0]
     assert step["logits"] == pytest.approx([0.3, 0.9], abs=1e-15)
     p_yes = 1 / (1 + math.exp(0.6))
     assert step["probs"] == pytest.approx([p_yes, 1 - p_yes], rel=1e-12)
     assert step["loss"] == pytest.approx(math.log(1 + math.exp(0.6)), rel=1e-12)
-    g = [p_yes - 1, 1 - p_yes]                                   # p - y
+    g = [p_yes - 1, 1 - p_yes]  # p - y
     assert step["grad_logits"] == pytest.approx(g, rel=1e-12)
-    assert_close(step["grad_dense_weights"],
-                 [[g[0] * f for f in (3, 5, 7, 9)], [g[1] * f for f in (3, 5, 7, 9)]])
+    assert_close(step["grad_dense_weights"], [[g[0] * f for f in (3, 5, 7, 9)], [g[1] * f for f in (3, 5, 7, 9)]])
     # dL/dz = [[0.1 g0, 0], [0, 0.1 g1]]; dL/dw = sum dL/dz * x; dL/db = sum dL/dz = 0.1 (g0 + g1)
     dL_dw = 0.1 * g[0] * 1 + 0.1 * g[1] * 4
-    assert np.array(step["grad_filters"]).shape == (1, 1, 1)     # the filter's own 2D shape
+    assert np.array(step["grad_filters"]).shape == (1, 1, 1)  # the filter's own 2D shape
     assert step["grad_filters"][0][0][0] == pytest.approx(dL_dw, rel=1e-12)
     assert step["grad_filter_biases"][0] == pytest.approx(0.0, abs=1e-15)
     update = trace["updates"][0]
@@ -514,7 +539,7 @@ def test_padding_one_keeps_the_size() -> None:
 
 
 def test_stride_two_output_size_and_unused_border() -> None:
-    pixels = [[float(5 * i + j) for j in range(5)] for i in range(5)]   # 0 .. 24
+    pixels = [[float(5 * i + j) for j in range(5)] for i in range(5)]  # 0 .. 24
     scenario = _base(
         inputs=[{"name": "x1", "label": "yes", "pixels": pixels}],
         conv={"stride": 2, "filters": [{"name": "A", "weights": [[1, 0], [0, 0]], "bias": 0}]},
@@ -522,11 +547,13 @@ def test_stride_two_output_size_and_unused_border() -> None:
         dense={"weights": [[0.1, 0.1, 0.1, 0.1], [0, 0, 0, 0]], "biases": [0, 0]},
     )
     step = engine_values(scenario)["steps"][0]
-    assert step["conv"] == [[[0.0, 2.0], [10.0, 12.0]]]          # (5 - 2) // 2 + 1 = 2
-    dL_dz = 0.1 * step["grad_logits"][0]   # the same in every cell (activation none)
+    assert step["conv"] == [[[0.0, 2.0], [10.0, 12.0]]]  # (5 - 2) // 2 + 1 = 2
+    dL_dz = 0.1 * step["grad_logits"][0]  # the same in every cell (activation none)
     # dL/dw[i][j] = dL/dz * the sum of the pixels under tap (i, j); row 4 and column 4 unused
-    expected = [[dL_dz * (0 + 2 + 10 + 12), dL_dz * (1 + 3 + 11 + 13)],
-                [dL_dz * (5 + 7 + 15 + 17), dL_dz * (6 + 8 + 16 + 18)]]
+    expected = [
+        [dL_dz * (0 + 2 + 10 + 12), dL_dz * (1 + 3 + 11 + 13)],
+        [dL_dz * (5 + 7 + 15 + 17), dL_dz * (6 + 8 + 16 + 18)],
+    ]
     assert_close(step["grad_filters"][0], expected)
 
 
@@ -534,8 +561,7 @@ def test_max_pool_tie_sends_the_gradient_to_the_first_maximum() -> None:
     # Channel 0 makes the tie (cells (0,0), (0,1), (1,1) all equal 1); channel 1 has zero
     # weight but tells the cells apart in the filter gradient.
     scenario = _base(
-        inputs=[{"name": "x1", "label": "yes",
-                 "pixels": [[[1, 1], [0, 1]], [[5, 6], [7, 8]]]}],
+        inputs=[{"name": "x1", "label": "yes", "pixels": [[[1, 1], [0, 1]], [[5, 6], [7, 8]]]}],
         conv={"filters": [{"name": "A", "weights": [[[1]], [[0]]]}]},
         activation="none",
         pool={"kind": "max", "size": 2},
@@ -561,7 +587,7 @@ def test_overlapping_avg_pool_accumulates_and_floor_mode_drops_the_border() -> N
     step = engine_values(overlapping)["steps"][0]
     assert step["pooled"] == [[[3.0, 4.0], [6.0, 7.0]]]
     g = step["grad_logits"][0]
-    coverage = [[1, 2, 1], [2, 4, 2], [1, 2, 1]]                 # windows covering each cell
+    coverage = [[1, 2, 1], [2, 4, 2], [1, 2, 1]]  # windows covering each cell
     dL_dw = sum(g / 4 * coverage[i][j] * pixels[i][j] for i in range(3) for j in range(3))
     assert step["grad_filters"][0][0][0] == pytest.approx(dL_dw, rel=1e-12)
     assert step["grad_filter_biases"][0] == pytest.approx(4 * g, rel=1e-12)
@@ -599,18 +625,19 @@ def test_global_pool_and_batch_modes_on_the_reference() -> None:
     rng = np.random.default_rng(7)
     scenario = _base(
         classes=["a", "b", "c"],
-        inputs=[{"name": f"x{i}", "label": "abc"[i], "pixels": rng.uniform(-1, 1, (3, 4, 4)).tolist()}
-                for i in range(3)],
-        conv={"padding": 1, "filters": [
-            {"name": n, "weights": rng.uniform(-1, 1, (3, 2, 2)).tolist(), "bias": 0.1}
-            for n in "AB"]},
+        inputs=[
+            {"name": f"x{i}", "label": "abc"[i], "pixels": rng.uniform(-1, 1, (3, 4, 4)).tolist()} for i in range(3)
+        ],
+        conv={
+            "padding": 1,
+            "filters": [{"name": n, "weights": rng.uniform(-1, 1, (3, 2, 2)).tolist(), "bias": 0.1} for n in "AB"],
+        },
         activation="tanh",
         pool={"kind": "max", "size": "global"},
         dense={"weights": rng.uniform(-1, 1, (3, 2)).tolist(), "biases": [0.0, 0.1, -0.1]},
     )
     for mode in ("batch_mean", "batch_sum"):
-        scenario["training"] = {"learning_rate": 0.3, "iterations": 2, "update": mode,
-                                "update_filters": True}
+        scenario["training"] = {"learning_rate": 0.3, "iterations": 2, "update": mode, "update_filters": True}
         actual = engine_values(scenario)
         assert [u["after"] for u in actual["updates"]] == [None, None]
         assert_same(actual, reference_run(scenario))
@@ -635,13 +662,15 @@ def test_builtin_scenarios_reproduce_the_article() -> None:
 def test_softmax_and_loss_are_stable_for_huge_logits() -> None:
     # Logits +-800: exp(800) overflows a double, so only a shifted softmax / log-sum-exp works.
     scenario = _base(
-        inputs=[{"name": "x1", "label": "no", "pixels": [[1, 2], [3, 4]]},
-                {"name": "x2", "label": "yes", "pixels": [[1, 2], [3, 4]]}],
+        inputs=[
+            {"name": "x1", "label": "no", "pixels": [[1, 2], [3, 4]]},
+            {"name": "x2", "label": "yes", "pixels": [[1, 2], [3, 4]]},
+        ],
         dense={"weights": [[0, 0, 0, 0], [0, 0, 0, 0]], "biases": [800.0, -800.0]},
         training={"learning_rate": 0.1, "update": "batch_sum"},
     )
     steps = engine_values(scenario)["steps"]
     assert steps[0]["probs"] == [1.0, 0.0]
-    assert steps[0]["loss"] == 1600.0                  # -log p_no = 800 - (-800)
+    assert steps[0]["loss"] == 1600.0  # -log p_no = 800 - (-800)
     assert steps[0]["grad_logits"] == [1.0, -1.0]
     assert steps[1]["loss"] == 0.0

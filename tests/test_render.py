@@ -158,8 +158,9 @@ def logit_terms(eq: str) -> tuple[list[tuple[str, str]], str]:
     return pairs, terms[-1]
 
 
-def check_forward(eqs: dict[str, list[str]], step: dict, params: tuple, classes: list, label: str,
-                  precision: int, where: str) -> None:
+def check_forward(
+    eqs: dict[str, list[str]], step: dict, params: tuple, classes: list, label: str, precision: int, where: str
+) -> None:
     """Logits (with the weights, features and bias put in), softmax and loss of one forward pass."""
     weights, biases = params
     assert [class_of(e) for e in eqs["logits"]] == classes, where
@@ -206,7 +207,7 @@ def check_markdown_numbers(markdown: str, values: dict, scenario: dict, precisio
             continue
         k = next(k for k, s in enumerate(steps) if s["iteration"] == int(m.group(1)) and s["sample"] == m.group(2))
         subs = {}
-        for level2, t, body in parts[i + 1:]:
+        for level2, t, body in parts[i + 1 :]:
             if level2 == 2:
                 break
             subs[t] = equations(body)
@@ -226,13 +227,20 @@ def check_markdown_numbers(markdown: str, values: dict, scenario: dict, precisio
     assert len(chunks) == 4 * len(values["final"])
     C = len(classes)
     for j, s in enumerate(values["final"]):
-        sample, label, predicted, body = chunks[4 * j:4 * j + 4]
+        sample, label, predicted, body = chunks[4 * j : 4 * j + 4]
         assert sample == s["sample"]
         assert predicted == classes[max(range(C), key=lambda c: s["probs"][c])]
         eqs = equations(body)
         assert len(eqs) == 2 * C + 1
-        check_forward({"logits": eqs[:C], "probs": eqs[C:2 * C], "loss": eqs[2 * C:]}, s, params[-1],
-                      classes, label, precision, f"final {sample}")
+        check_forward(
+            {"logits": eqs[:C], "probs": eqs[C : 2 * C], "loss": eqs[2 * C :]},
+            s,
+            params[-1],
+            classes,
+            label,
+            precision,
+            f"final {sample}",
+        )
     return passes
 
 
@@ -275,7 +283,11 @@ def test_render_through_a_real_process(tmp_path):
     for fmt, produced in (("html", "zebra-cat.html"), ("beamer", "zebra-cat-slides.tex")):
         result = subprocess.run(
             [sys.executable, "-m", "symcnn", "render", "zebra-cat", "--format", fmt, "--out", str(out)],
-            capture_output=True, encoding="utf-8", cwd=tmp_path, env=env, timeout=300,
+            capture_output=True,
+            encoding="utf-8",
+            cwd=tmp_path,
+            env=env,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr
         assert result.stderr == ""
@@ -398,8 +410,9 @@ def test_verification_line_names_the_values_checked(capsys, tmp_path, name):
 def test_displayed_derivatives_print_negative_powers_as_powers(capsys, tmp_path):
     """d L / d o as SymPy gives it contains (e^a + e^b)^(-2); printed as '(...) · (-2)' it is wrong maths."""
     markdown = render_md(capsys, tmp_path, "zebra-cat")
-    derivatives = [e for e in equations(markdown)
-                   if e.startswith(r"\frac{\partial L}{\partial o_") and e.count(" = ") == 3]
+    derivatives = [
+        e for e in equations(markdown) if e.startswith(r"\frac{\partial L}{\partial o_") and e.count(" = ") == 3
+    ]
     assert derivatives
     for eq in derivatives:
         assert not re.search(r"\\right\) \\cdot \\left\(-\d+\\right\)", eq), eq
@@ -441,8 +454,13 @@ def test_golden(tmp_path, fmt):
         new = _normalise((tmp_path / f).read_text(encoding="utf-8"))
         old = _normalise((golden / f).read_text(encoding="utf-8"))
         if new != old:
-            diff = "".join(list(difflib.unified_diff(
-                old.splitlines(True), new.splitlines(True), f"golden/small/{f}", f"rendered/{f}"))[:60])
+            diff = "".join(
+                list(
+                    difflib.unified_diff(
+                        old.splitlines(True), new.splitlines(True), f"golden/small/{f}", f"rendered/{f}"
+                    )
+                )[:60]
+            )
             pytest.fail(f"{f} differs from the golden file (rerun with SYMCNN_UPDATE_GOLDEN=1 if intended):\n{diff}")
 
 
@@ -471,8 +489,12 @@ def tame(data: dict) -> dict:
     """The same scenario with plain names (each name's slug, so snippet files are named alike):
     the commands it renders are the templates' own."""
     data = json.loads(json.dumps(data))
-    data.update(title="Tame", description="Tame.", notes=["Tame."] * len(data["notes"]),
-                classes=[escape.slug(c) for c in data["classes"]])
+    data.update(
+        title="Tame",
+        description="Tame.",
+        notes=["Tame."] * len(data["notes"]),
+        classes=[escape.slug(c) for c in data["classes"]],
+    )
     for x in data["inputs"]:
         x.update(name=escape.slug(x["name"]), label=escape.slug(x["label"]))
     for f in data["conv"]["filters"]:
@@ -499,7 +521,7 @@ def tex_commands(text: str) -> set[str]:
             depth += 1
         elif ch == "}":
             depth -= 1
-            assert depth >= 0, f"unbalanced '}}' at {text[max(0, i - 60):i + 1]!r}"
+            assert depth >= 0, f"unbalanced '}}' at {text[max(0, i - 60) : i + 1]!r}"
         i += 1
     assert depth == 0, "unbalanced braces"
     return commands
@@ -532,9 +554,10 @@ def test_hostile_names_form_no_latex_commands(hostile_outputs):
         assert r"\write18" not in text and r"\immediate" not in text and "^^5c" not in text, f
         assert r"\end{document}" not in text.replace("\n\\end{document}", ""), f
         for m in re.finditer(r"input\\?\{/etc/passwd|write18\\?\{", text):
-            before = text[:m.start()]
-            assert before.endswith((r"\textbackslash{}", r"\textasciicircum{}\textasciicircum{}5c")), \
-                f"{f}: {text[m.start() - 40:m.end()]!r}"
+            before = text[: m.start()]
+            assert before.endswith((r"\textbackslash{}", r"\textasciicircum{}\textasciicircum{}5c")), (
+                f"{f}: {text[m.start() - 40 : m.end()]!r}"
+            )
         # every control sequence in the file is one the templates and the printer use anyway,
         # or one of escape.latex's replacements; and user braces are all escaped (balance holds)
         extra = tex_commands(text) - tex_commands(hostile_outputs["tame"][f]) - ESCAPES
@@ -617,9 +640,14 @@ def _bad_shape(tmp: Path) -> str:
 
 
 @pytest.mark.parametrize("fmt", [*PAGE_FORMATS, "pdf"])
-@pytest.mark.parametrize("make, where", [
-    (_bad_label, "inputs[1].label"), (_bad_shape, "inputs[1].pixels"), (lambda tmp: str(tmp / "missing.yaml"), ""),
-])
+@pytest.mark.parametrize(
+    "make, where",
+    [
+        (_bad_label, "inputs[1].label"),
+        (_bad_shape, "inputs[1].pixels"),
+        (lambda tmp: str(tmp / "missing.yaml"), ""),
+    ],
+)
 def test_invalid_scenario_exits_2_and_writes_nothing(capsys, tmp_path, make, where, fmt):
     scenario = make(tmp_path)
     out = tmp_path / "out"

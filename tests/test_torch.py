@@ -59,8 +59,7 @@ def _activate(z: torch.Tensor, activation: Any) -> torch.Tensor:
     if isinstance(activation, dict):
         assert activation["kind"] == "leaky_relu"
         return F.leaky_relu(z, negative_slope=activation["slope"])
-    return {"relu": F.relu, "none": lambda t: t, "sigmoid": torch.sigmoid,
-            "tanh": torch.tanh}[activation](z)
+    return {"relu": F.relu, "none": lambda t: t, "sigmoid": torch.sigmoid, "tanh": torch.tanh}[activation](z)
 
 
 def _pool(a: torch.Tensor, pool: Any) -> torch.Tensor:
@@ -113,13 +112,17 @@ def torch_run(scenario: dict) -> dict:
         s = F.linear(f, W_, B_)
         s.retain_grad()
         L = F.cross_entropy(s.unsqueeze(0), torch.tensor([classes.index(label)]))
-        return {"z": z[0], "a": a[0], "q": q[0], "f": f, "s": s,
-                "p": torch.softmax(s, dim=0), "L": L}
+        return {"z": z[0], "a": a[0], "q": q[0], "f": f, "s": s, "p": torch.softmax(s, dim=0), "L": L}
 
     def snapshot(iteration: int, after: str | None) -> dict:
-        return {"iteration": iteration, "after": after, "dense_weights": _as_list(W),
-                "dense_biases": _as_list(B), "filters": filters_as_given(w),
-                "filter_biases": _as_list(b)}
+        return {
+            "iteration": iteration,
+            "after": after,
+            "dense_weights": _as_list(W),
+            "dense_biases": _as_list(B),
+            "filters": filters_as_given(w),
+            "filter_biases": _as_list(b),
+        }
 
     steps, updates = [], []
     for iteration in range(1, iterations + 1):
@@ -129,15 +132,25 @@ def torch_run(scenario: dict) -> dict:
             out = forward(x, label, params)
             out["L"].backward()
             dw, db, dW, dB = (t.grad for t in params)
-            steps.append({
-                "iteration": iteration, "sample": name, "label": label,
-                "conv": _as_list(out["z"]), "activated": _as_list(out["a"]),
-                "pooled": _as_list(out["q"]), "features": _as_list(out["f"]),
-                "logits": _as_list(out["s"]), "probs": _as_list(out["p"]),
-                "loss": out["L"].item(), "grad_logits": _as_list(out["s"].grad),
-                "grad_dense_weights": _as_list(dW), "grad_dense_biases": _as_list(dB),
-                "grad_filters": filters_as_given(dw), "grad_filter_biases": _as_list(db),
-            })
+            steps.append(
+                {
+                    "iteration": iteration,
+                    "sample": name,
+                    "label": label,
+                    "conv": _as_list(out["z"]),
+                    "activated": _as_list(out["a"]),
+                    "pooled": _as_list(out["q"]),
+                    "features": _as_list(out["f"]),
+                    "logits": _as_list(out["s"]),
+                    "probs": _as_list(out["p"]),
+                    "loss": out["L"].item(),
+                    "grad_logits": _as_list(out["s"].grad),
+                    "grad_dense_weights": _as_list(dW),
+                    "grad_dense_biases": _as_list(dB),
+                    "grad_filters": filters_as_given(dw),
+                    "grad_filter_biases": _as_list(db),
+                }
+            )
             if mode == "per_sample":
                 W, B = W - eta * dW, B - eta * dB
                 if update_filters:
@@ -160,14 +173,13 @@ def torch_run(scenario: dict) -> dict:
             z = F.conv2d(x.unsqueeze(0), w, b, stride=stride, padding=padding)
             s = F.linear(_pool(_activate(z, activation), pool).flatten(), W, B)
             L = F.cross_entropy(s.unsqueeze(0), torch.tensor([classes.index(label)]))
-            final.append({"sample": name, "logits": _as_list(s),
-                          "probs": _as_list(torch.softmax(s, dim=0)), "loss": L.item()})
-    return {"scenario": scenario["name"], "classes": list(classes),
-            "steps": steps, "updates": updates, "final": final}
+            final.append(
+                {"sample": name, "logits": _as_list(s), "probs": _as_list(torch.softmax(s, dim=0)), "loss": L.item()}
+            )
+    return {"scenario": scenario["name"], "classes": list(classes), "steps": steps, "updates": updates, "final": final}
 
 
-@settings(max_examples=100, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.one_of(scenarios(), scenarios(focus="max_ties"), scenarios(focus="avg_overlap")))
 def test_engine_matches_pytorch(scenario: dict) -> None:
     # The reference only serves to spot kinks and max-pool ties decided by rounding noise.
@@ -180,18 +192,21 @@ def test_pytorch_oracle_agrees_with_the_reference_on_a_fixed_scenario() -> None:
     """Guards the oracle itself: PyTorch and the loop reference agree on a rich scenario."""
     rng = np.random.default_rng(2024)
     scenario = {
-        "name": "torch-fixed", "title": "Fixed", "classes": ["a", "b", "c"],
-        "inputs": [{"name": f"x{i}", "label": "abc"[i % 3],
-                    "pixels": rng.uniform(-2, 2, (2, 5, 6)).tolist()} for i in range(3)],
-        "conv": {"stride": 2, "padding": 1, "filters": [
-            {"name": n, "weights": rng.uniform(-1, 1, (2, 3, 2)).tolist(), "bias": 0.2}
-            for n in "AB"]},
+        "name": "torch-fixed",
+        "title": "Fixed",
+        "classes": ["a", "b", "c"],
+        "inputs": [
+            {"name": f"x{i}", "label": "abc"[i % 3], "pixels": rng.uniform(-2, 2, (2, 5, 6)).tolist()} for i in range(3)
+        ],
+        "conv": {
+            "stride": 2,
+            "padding": 1,
+            "filters": [{"name": n, "weights": rng.uniform(-1, 1, (2, 3, 2)).tolist(), "bias": 0.2} for n in "AB"],
+        },
         "activation": {"kind": "leaky_relu", "slope": 0.1},
         "pool": {"kind": "max", "size": [2, 1], "stride": 1},
-        "dense": {"weights": rng.uniform(-1, 1, (3, 2 * 2 * 4)).tolist(),
-                  "biases": [0.1, 0.0, -0.1]},
-        "training": {"learning_rate": 0.4, "iterations": 2, "update": "per_sample",
-                     "update_filters": True},
+        "dense": {"weights": rng.uniform(-1, 1, (3, 2 * 2 * 4)).tolist(), "biases": [0.1, 0.0, -0.1]},
+        "training": {"learning_rate": 0.4, "iterations": 2, "update": "per_sample", "update_filters": True},
     }
     expected = _without_magnitudes(reference_run(scenario))
     assert_same(torch_run(scenario), expected)

@@ -27,6 +27,7 @@ from .model import (
     matrices,
     relu_display,
 )
+from .numbers import format_number
 from .panels import build_panels
 from .pictures import Illustrator
 
@@ -124,8 +125,6 @@ class Builder:
         return Section("Setup", "setup", blocks, 1)
 
     def plain_number(self, number: float) -> str:
-        from ..rendering.latex import format_number
-
         return format_number(exact(number), self.settings.precision)[0]
 
     def forward(self, step: StepDerivation, key: str) -> list[Section]:

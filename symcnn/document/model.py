@@ -11,8 +11,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from ..engine.algebra import MaxOf, Quantity, evaluate, plus, shorten, substitute, times, to_exact, to_sympy
-from ..engine.exact import Group, agrees
+from ..engine.algebra import (
+    Group,
+    MaxOf,
+    Quantity,
+    agrees,
+    evaluate,
+    plus,
+    shorten,
+    substitute,
+    times,
+    to_exact,
+    to_sympy,
+)
 from ..errors import VerificationError
 
 SETTINGS = {"detail": ("full", "summary"), "iterations": ("all", "first", "last")}

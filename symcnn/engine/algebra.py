@@ -12,6 +12,7 @@ from fractions import Fraction
 from functools import cached_property, lru_cache
 
 import mpmath
+import numpy as np
 import sympy
 from sympy import Add, Mul, Piecewise, Rational
 
@@ -279,3 +280,71 @@ def chain(pairs) -> sympy.Expr:
         if factor != 0:
             terms.append(times(upstream, factor))
     return plus(*terms)
+
+
+def agrees(symbolic, value) -> bool:
+    """Exact values must be equal; 50-digit ones equal to 30 digits."""
+    if symbolic == value:
+        return True
+    if isinstance(symbolic, (Fraction, int)) and isinstance(value, (Fraction, int)):
+        return False
+    return abs(symbolic - value) <= mpmath.mpf(10) ** -30 * max(1, abs(value))
+
+
+class Group:
+    """An array of quantities of one kind (``conv``, ``grad_dense_weights``, ...): exact values in bulk,
+    a ``Quantity`` built for a cell when asked for it (``group[k, i, j]``); ``group[k]`` is a sub-array."""
+
+    def __init__(self, key: str, values: np.ndarray, make, offset: tuple = (), cache: dict | None = None) -> None:
+        self.key = key
+        self.values = values
+        self._make = make
+        self._offset = offset
+        self._cache = {} if cache is None else cache
+
+    @property
+    def shape(self) -> tuple:
+        return self.values.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.values.ndim
+
+    @property
+    def size(self) -> int:
+        return self.values.size
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index):
+        index = index if isinstance(index, tuple) else (index,)
+        index = tuple(int(i) for i in index)
+        if len(index) == self.values.ndim:
+            full = self._offset + index
+            q = self._cache.get(full)
+            if q is None:
+                q = self._cache[full] = self._make(full)
+            return q
+        return Group(self.key, self.values[index], self._make, self._offset + index, self._cache)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    @property
+    def flat(self):
+        for index in np.ndindex(*self.shape):
+            yield self[index]
+
+    def item(self) -> Quantity:
+        return self[()]
+
+    def numbers(self) -> np.ndarray:
+        """The values as SymPy numbers (for matrices), without building quantities."""
+        return np.vectorize(to_sympy, otypes=[object])(self.values)
+
+    def indices(self):
+        """(full index, exact value) of every cell."""
+        for index in np.ndindex(*self.shape):
+            yield self._offset + index, self.values[index]

@@ -30,10 +30,26 @@ import sympy
 from sympy import Add, Mul, Piecewise, Pow, Rational, exp, log
 from sympy.printing.numpy import NumPyPrinter
 
+from ..display import Displayable
 from ..errors import VerificationError
 from ..progress import progress
 from ..scenario.model import Activation, Scenario, pool_window, winner_cell
-from .algebra import DPS, MaxOf, Quantity, chain, comparable, evaluate, exact, minus, plus, times, to_float, to_sympy
+from .algebra import (
+    DPS,
+    Group,
+    MaxOf,
+    Quantity,
+    agrees,
+    chain,
+    comparable,
+    evaluate,
+    exact,
+    minus,
+    plus,
+    times,
+    to_float,
+    to_sympy,
+)
 from .notation import Notation
 
 FORWARD_KEYS = ("conv", "activated", "pooled", "features", "logits", "probs", "loss")
@@ -144,15 +160,6 @@ def exactify(values: np.ndarray) -> np.ndarray:
         if not isinstance(value, (Fraction, int)) and not value:
             out[index] = Fraction(0)
     return out
-
-
-def agrees(symbolic, value) -> bool:
-    """Exact values must be equal; 50-digit ones equal to 30 digits."""
-    if symbolic == value:
-        return True
-    if isinstance(symbolic, (Fraction, int)) and isinstance(value, (Fraction, int)):
-        return False
-    return abs(symbolic - value) <= mpmath.mpf(10) ** -30 * max(1, abs(value))
 
 
 # ---------------------------------------------------------------- rules: SymPy expressions, lambdified
@@ -309,65 +316,6 @@ class Rules:
 # ---------------------------------------------------------------- lazily built quantities
 
 
-class Group:
-    """An array of quantities of one kind (``conv``, ``grad_dense_weights``, ...): exact values in bulk,
-    a ``Quantity`` built for a cell when asked for it (``group[k, i, j]``); ``group[k]`` is a sub-array."""
-
-    def __init__(self, key: str, values: np.ndarray, make, offset: tuple = (), cache: dict | None = None) -> None:
-        self.key = key
-        self.values = values
-        self._make = make
-        self._offset = offset
-        self._cache = {} if cache is None else cache
-
-    @property
-    def shape(self) -> tuple:
-        return self.values.shape
-
-    @property
-    def ndim(self) -> int:
-        return self.values.ndim
-
-    @property
-    def size(self) -> int:
-        return self.values.size
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __getitem__(self, index):
-        index = index if isinstance(index, tuple) else (index,)
-        index = tuple(int(i) for i in index)
-        if len(index) == self.values.ndim:
-            full = self._offset + index
-            q = self._cache.get(full)
-            if q is None:
-                q = self._cache[full] = self._make(full)
-            return q
-        return Group(self.key, self.values[index], self._make, self._offset + index, self._cache)
-
-    def __iter__(self):
-        for i in range(len(self)):
-            yield self[i]
-
-    @property
-    def flat(self):
-        for index in np.ndindex(*self.shape):
-            yield self[index]
-
-    def item(self) -> Quantity:
-        return self[()]
-
-    def numbers(self) -> np.ndarray:
-        """The values as SymPy numbers (for matrices), without building quantities."""
-        return np.vectorize(to_sympy, otypes=[object])(self.values)
-
-    def indices(self):
-        """(full index, exact value) of every cell."""
-        for index in np.ndindex(*self.shape):
-            yield self._offset + index, self.values[index]
-
-
 @dataclass
 class StepDerivation:
     """One forward pass (and, for training steps, its backward pass): groups of quantities."""
@@ -394,7 +342,7 @@ class UpdateDerivation:
 
 
 @dataclass
-class Derivation:
+class Derivation(Displayable):  # Jupyter shows the worked solution (symcnn.jupyter.show)
     scenario: Scenario
     notation: Notation
     steps: list[StepDerivation]
@@ -441,22 +389,6 @@ class Derivation:
             for index in np.ndindex(*initial[key].shape):
                 env[D.symbol_of(key, index)] = to_sympy(initial[key][index])
         return env
-
-    # Jupyter display: the worked solution (symcnn.jupyter builds it through check and build_document)
-    def _repr_html_(self) -> str:
-        from ..jupyter import solution_html
-
-        return solution_html(self)
-
-    def _repr_markdown_(self) -> str:
-        from ..jupyter import solution_markdown
-
-        return solution_markdown(self)
-
-    def _repr_latex_(self) -> str:
-        from ..jupyter import solution_latex
-
-        return solution_latex(self)
 
 
 # ---------------------------------------------------------------- the deriver

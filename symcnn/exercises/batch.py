@@ -7,6 +7,13 @@ and its part of the answer key, built in parallel over the machine's cores.
     OUT/variant-01/solution.md       the worked solution, questions and answers first
     OUT/key.md                       every variant's answers in one table (pdf: key.tex and key.pdf)
     OUT/class.pdf                    pdf only: every student sheet, the key, then every solution, to print
+    OUT/moodle.xml                   --format moodle: a Moodle XML question bank (moodle.py)
+    OUT/questions.gift               --format gift: the same in Moodle's GIFT text format (gift.py)
+    OUT/qti.zip                      --format qti: the same as a QTI 1.2 package for Canvas (qti.py)
+
+``--format`` takes several formats, comma-separated: sheet formats (markdown, pdf, html) write the sheets
+and the key table; LMS formats (moodle, gift, qti) write one question bank of the whole batch. Without a sheet
+format a variant's folder holds its scenario file only.
 
 Everything is written into a staging folder inside OUT and moved in when the whole batch is done,
 so a failure leaves nothing half-written. Variant k depends only on (seed, k).
@@ -26,15 +33,23 @@ import yaml
 
 from ..errors import RenderError, UsageError
 from ..progress import progress, quiet
-from ..rendering.formats import LATEX_DELIMITERS, compile_pdf, have_tex, render_text, template_dir, write_formats
+from ..rendering.formats import compile_pdf, have_tex, render_text, write_formats
+from ..rendering.templates import LATEX_DELIMITERS, template_dir
 from ..scenario.model import Scenario
 from ..scenario.sources import load
+from . import gift, moodle, qti
+from .lms import Batch, Item, build_item
 from .questions import choose_questions, key_entry
 from .sheets import checked_report, key_document, quantity_at, settings_for, solution_document, student_document
 from .variants import DIFFICULTIES, draw_variant
 
 DEFAULT_SCENARIO = "four-images"
 SHEET_FORMATS = {"markdown": "markdown", "pdf": "latex", "html": "html"}  # --format -> document format
+LMS_FORMATS = {
+    "moodle": moodle,
+    "gift": gift,
+    "qti": qti,
+}  # --format -> its module: write(Batch) -> {file: bytes}, PICTURES
 KEY_FORMAT = "symcnn exercise key 1"
 
 
@@ -44,7 +59,7 @@ class Job:
     seed: int
     index: int
     difficulty: str
-    fmt: str
+    formats: tuple[str, ...]
     staging: str
 
 
@@ -72,6 +87,7 @@ class Built:
     answers: tuple  # exact (SymPy) answers, for the answer key's table
     kinds: tuple[str, ...]
     checked: int  # values SymPy and NumPy agreed on
+    item: Item | None  # for the LMS formats
 
 
 def build_variant(job: Job) -> Built:
@@ -94,12 +110,15 @@ def _build_variant(job: Job) -> Built:
     folder.mkdir(parents=True)
     (folder / "scenario.yaml").write_text(scenario_yaml(variant), encoding="utf-8")
     written = ["scenario.yaml"]
-    if job.fmt == "pdf":
-        written += write_pdfs(docs, folder)
-    else:
-        for doc in docs:
-            written += [p.relative_to(folder).as_posix() for p in write_formats(doc, [SHEET_FORMATS[job.fmt]], folder)]
+    for fmt in job.formats:
+        if fmt == "pdf":
+            written += write_pdfs(docs, folder)
+        elif fmt in SHEET_FORMATS:
+            for doc in docs:
+                written += [p.relative_to(folder).as_posix() for p in write_formats(doc, [SHEET_FORMATS[fmt]], folder)]
     answers = tuple(quantity_at(report.derivation, q.path).value for q in questions)
+    styles = sorted({LMS_FORMATS[fmt].PICTURES for fmt in job.formats if fmt in LMS_FORMATS})
+    item = build_item(report, variant, questions, settings, styles) if styles else None
     return Built(
         job.index,
         key_entry(variant, questions, name),
@@ -107,6 +126,7 @@ def _build_variant(job: Job) -> Built:
         answers,
         tuple(q.kind for q in questions),
         report.compared,
+        item,
     )
 
 
@@ -162,18 +182,22 @@ def class_tex(names: list[str]) -> str:
     return env.get_template("latex/class.tex.j2").render(variants=names)
 
 
-def check_request(seed, count, difficulty: str, fmt: str, jobs) -> tuple[int, int, int]:
-    """The batch's options, checked before anything is read or written; returns (seed, count, workers)."""
+def check_request(seed, count, difficulty: str, fmt, jobs) -> tuple[int, int, int, tuple[str, ...]]:
+    """The batch's options, checked before anything is read or written; returns (seed, count, workers,
+    formats). ``fmt`` is a format, several comma-separated, or a list of them."""
     seed = whole_number(seed, "--seed", 0)
     count = whole_number(count, "--count", 1)
     workers = whole_number(jobs, "--jobs", 1) if jobs is not None else os.cpu_count() or 1
     if difficulty not in DIFFICULTIES:
         raise UsageError(f"--difficulty: unknown '{difficulty}'; expected one of {', '.join(DIFFICULTIES)}")
-    if fmt not in SHEET_FORMATS:
-        raise UsageError(f"--format: unknown '{fmt}'; expected one of {', '.join(SHEET_FORMATS)}")
-    if fmt == "pdf" and not have_tex():
+    names = [name.strip() for name in (fmt.split(",") if isinstance(fmt, str) else fmt)]
+    for name in names:
+        if name not in SHEET_FORMATS and name not in LMS_FORMATS:
+            known = ", ".join([*SHEET_FORMATS, *LMS_FORMATS])
+            raise UsageError(f"--format: unknown '{name}'; expected one of {known}, or several comma-separated")
+    if "pdf" in names and not have_tex():
         raise RenderError("--format pdf: latexmk and pdflatex are needed (or use --format markdown)")
-    return seed, count, min(workers, count)
+    return seed, count, min(workers, count), tuple(dict.fromkeys(names))
 
 
 def whole_number(value, option: str, minimum: int) -> int:
@@ -191,12 +215,13 @@ def write_exercises(
     count: int = 1,
     out: str | Path = "exercises",
     difficulty: str = "easy",
-    fmt: str = "markdown",
+    fmt: str | list[str] = "markdown",
     jobs: int | None = None,
 ) -> list[Path]:
     """Write ``count`` variants of ``scenario`` drawn from ``seed`` into ``out``; returns the variant
-    folders and the top-level files (key.json, the key table, and with pdf class.tex and class.pdf)."""
-    seed, count, workers = check_request(seed, count, difficulty, fmt, jobs)
+    folders and the top-level files (key.json, the key table, with pdf class.tex and class.pdf, and
+    each LMS format's question bank). ``fmt``: a format, several comma-separated, or a list."""
+    seed, count, workers, formats = check_request(seed, count, difficulty, fmt, jobs)
     sc = load(scenario)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -207,7 +232,7 @@ def write_exercises(
         raise UsageError(f"--out: cannot create {out}: {exc.strerror or exc}") from None
     with tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:
         staging = Path(tmp)
-        work = [Job(sc, seed, k, difficulty, fmt, str(staging)) for k in range(1, count + 1)]
+        work = [Job(sc, seed, k, difficulty, formats, str(staging)) for k in range(1, count + 1)]
         results = run_jobs(work, workers)
         key = {
             "format": KEY_FORMAT,
@@ -224,14 +249,22 @@ def write_exercises(
         answers = {built.index: built.answers for built in results}
         checked = sum(built.checked for built in results)
         table = key_document(sc, seed, difficulty, answers, list(results[0].kinds), checked)
-        if fmt == "pdf":
-            files += write_pdfs([table], staging)
-            names = [folder_name(built.index) for built in results]
-            (staging / "class.tex").write_text(class_tex(names), encoding="utf-8")
-            compile_pdf([staging / "class.tex"], staging)  # its aux files stay behind in the staging folder
-            files += ["class.tex", "class.pdf"]
-        else:
-            files += [p.relative_to(staging).as_posix() for p in write_formats(table, [SHEET_FORMATS[fmt]], staging)]
+        for name in formats:
+            if name == "pdf":
+                files += write_pdfs([table], staging)
+                names = [folder_name(built.index) for built in results]
+                (staging / "class.tex").write_text(class_tex(names), encoding="utf-8")
+                compile_pdf([staging / "class.tex"], staging)  # its aux files stay behind in the staging folder
+                files += ["class.tex", "class.pdf"]
+            elif name in SHEET_FORMATS:
+                files += [
+                    p.relative_to(staging).as_posix() for p in write_formats(table, [SHEET_FORMATS[name]], staging)
+                ]
+            else:
+                batch = Batch(sc.name, sc.title, seed, difficulty, tuple(built.item for built in results))
+                for file, content in LMS_FORMATS[name].write(batch).items():
+                    (staging / file).write_bytes(content)
+                    files.append(file)
         for file in files:
             (out / file).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / file, out / file)

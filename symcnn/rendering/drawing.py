@@ -14,6 +14,7 @@ import jinja2
 from .. import escape
 from ..document.layout import FONT, Box, layout
 from ..document.model import Document, Figure
+from .templates import jinja_environment
 
 SVG_SCALE = 1.5  # px per layout unit in a standalone SVG (the HTML page scales it to fit)
 TIKZ_ANCHORS = {"start": "left,base", "middle": "base", "end": "right,base"}  # \pgftext's
@@ -62,8 +63,6 @@ PICTURE_FILTERS = {
 
 @cache
 def svg_environment() -> jinja2.Environment:
-    from .formats import jinja_environment
-
     env = jinja_environment(autoescape=True)
     env.filters.update(PICTURE_FILTERS)
     return env

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 
 from ..document.model import Document
+from ..document.numbers import format_number
 from ..document.panels import Panel, slot, slot_number
 from ..engine.algebra import substitute
-from .latex import format_number
 from .mathml import SymcnnMathMLPrinter
 
 

@@ -11,83 +11,25 @@ import os
 import shutil
 import subprocess
 import tempfile
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import jinja2
 
-from .. import FORMATS, escape
+from .. import escape
 from ..document.model import Document, Matrix, Settings
+from ..document.numbers import format_number
 from ..errors import RenderError, UsageError, VerificationError
 from ..scenario.model import Scenario
-from . import drawing
-from .latex import SymcnnLatexPrinter, format_number
+from . import FORMATS, drawing
+from .latex import SymcnnLatexPrinter
+from .templates import LATEX_DELIMITERS, jinja_environment, printer_settings
 
-LATEX_DELIMITERS = dict(
-    block_start_string=r"\BLOCK{",
-    block_end_string="}",
-    variable_start_string=r"\VAR{",
-    variable_end_string="}",
-    comment_start_string=r"\#{",
-    comment_end_string="}",
-    line_comment_prefix="%#",
-)
 LINES_PER_VALUE, LINES_PER_PAGE = 4, 50  # an expanded equation takes about 4 lines of an A4 page
 MAX_FULL_PAGES = 200  # --detail full beyond this asks for --force
 FRAME_BUDGET = 11.0  # lines of a Beamer frame body
 TABLE_ROW_LINES = 0.7  # a \footnotesize table row, in frame lines
 SLIDE_SCALE = 0.75  # pictures on slides, of their size in the article
 SLIDE_WIDTH_PT, SLIDE_LINE_PT, PANEL_GAP_PT, PANEL_TITLE_PT = 390.0, 18.0, 13.0, 12.0
-
-
-def template_dir() -> Path:
-    packaged = resources.files("symcnn") / "templates"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "templates"  # a source checkout
-
-
-@cache
-def template_cache() -> jinja2.BytecodeCache | None:
-    """Compiled templates kept between runs (as Python keeps __pycache__), in the user's cache folder;
-    Jinja checks each against its template's source. None where that folder cannot be written."""
-    from .. import __version__
-
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    folder = root / "symcnn" / __version__ / "templates"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return None
-    return jinja2.FileSystemBytecodeCache(str(folder))
-
-
-def jinja_environment(autoescape=False, **options) -> jinja2.Environment:
-    """The one way our templates are loaded: the packaged folder, strict about undefined names, compiled
-    templates cached. ``autoescape`` for HTML and SVG; LaTeX passes its own delimiters in ``options``."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        bytecode_cache=template_cache(),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=autoescape,
-        **options,
-    )
-
-
-def printer_settings(doc: Document) -> dict:
-    """What every printer of a document needs to know (its symbols, rounding, fractions, sample tags)."""
-    return {
-        "notation": doc.notation,
-        "precision": doc.settings.precision,
-        "fractions": doc.settings.fractions,
-        "show_sample": doc.show_sample,
-    }
 
 
 def environment(family: str, doc: Document) -> jinja2.Environment:
@@ -268,52 +210,74 @@ def render_text(doc: Document, fmt: str, envs: dict | None = None) -> dict[str, 
     raise RenderError(f"unknown format {fmt}")
 
 
-TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-pictures latexmk lmodern"
+def tex_fix(apt: bool = True) -> str:
+    """What every LaTeX error message ends with: `symcnn doctor`, and where TeX is missing the apt line."""
+    from ..system import apt_line
+
+    return "`symcnn doctor` checks this machine" + (f"; Debian: {apt_line(feature='pdf')}" if apt else "")
 
 
 def have_tex() -> bool:
     return shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
 
 
-def compile_pdf(tex_files: list[Path], workdir: Path) -> list[Path]:
-    """latexmk -pdf with shell escape off and reads/writes confined to the folder."""
-    if not have_tex():
-        raise RenderError(f"pdf: latexmk and pdflatex are needed (Debian: apt-get install {TEX_PACKAGES})")
-    env = {
+def latexmk_command(tex_name: str) -> list[str]:
+    return ["latexmk", "-pdf", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "-quiet", tex_name]
+
+
+def latex_env() -> dict[str, str]:
+    """Reads and writes confined to the folder, shell escape off, reproducible dates, unwrapped logs."""
+    return {
         **os.environ,
         "openin_any": "p",
         "openout_any": "p",
         "shell_escape": "f",
+        "max_print_line": "10000",  # TeX wraps its log at 79 characters otherwise
         "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"),
         "FORCE_SOURCE_DATE": "1",
     }
+
+
+def compile_pdf(tex_files: list[Path], workdir: Path) -> list[Path]:
+    """latexmk -pdf with shell escape off and reads/writes confined to the folder."""
+    if not have_tex():
+        raise RenderError(f"pdf: latexmk and pdflatex are needed ({tex_fix()})")
     pdfs = []
     for tex in tex_files:
         result = subprocess.run(
-            ["latexmk", "-pdf", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "-quiet", tex.name],
+            latexmk_command(tex.name),
             cwd=workdir,
-            env=env,
+            env=latex_env(),
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
         )
         log = workdir / tex.with_suffix(".log").name
         if result.returncode != 0:
-            raise RenderError(f"{tex.name}: {first_latex_error(log)}")
+            raise RenderError(f"{tex.name}: {first_latex_error(log)} ({tex_fix(apt=False)})")
         pdfs.append(workdir / tex.with_suffix(".pdf").name)
     return pdfs
 
 
 def first_latex_error(log: Path) -> str:
+    """The log's first error, whole (TeX runs with max_print_line raised; a log wrapped at 79 characters
+    anyway is joined back), and its line number."""
     try:
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return "LaTeX failed and wrote no log"
     for i, line in enumerate(lines):
         if line.startswith("!"):
-            where = next((l.split(" ", 1)[0] for l in lines[i + 1 : i + 12] if l.startswith("l.")), "")
-            return f"LaTeX error {line[1:].strip()}" + (f" at line {where[2:]}" if where else "")
+            message, j = line, i
+            while len(lines[j]) == TEX_LOG_WIDTH and j + 1 < len(lines) and not lines[j + 1].startswith("l."):
+                j += 1
+                message += lines[j]
+            where = next((l.split(" ", 1)[0] for l in lines[j + 1 : j + 12] if l.startswith("l.")), "")
+            return f"LaTeX error {message[1:].strip()}" + (f" at line {where[2:]}" if where else "")
     return "LaTeX failed (see the .log)"
+
+
+TEX_LOG_WIDTH = 79  # TeX's default max_print_line
 
 
 def document_for(

@@ -12,9 +12,10 @@ import hashlib
 from markupsafe import Markup, escape
 
 from ..document.model import Document, Matrix, Section
+from ..document.numbers import format_number
 from . import drawing
-from .latex import format_number
 from .mathml import SymcnnMathMLPrinter
+from .templates import jinja_environment, printer_settings
 
 
 def chapters(sections) -> list[tuple[Section, list[Section]]]:
@@ -71,9 +72,6 @@ def matrix_mathml(m: Matrix, printer: SymcnnMathMLPrinter) -> str:
 
 
 def environment(doc: Document):
-
-    from .formats import jinja_environment, printer_settings
-
     env = jinja_environment(autoescape=True)
     settings = printer_settings(doc)
     printer = SymcnnMathMLPrinter(settings)

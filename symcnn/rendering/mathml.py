@@ -9,9 +9,9 @@ from xml.dom.minidom import Text
 import sympy
 from sympy.printing.mathml import MathMLPresentationPrinter
 
+from ..document.numbers import format_number
 from ..engine.algebra import Sub
 from ..engine.notation import NOTATION, Notation, SymbolInfo
-from .latex import format_number
 
 BASE_MATHML = {"eta": "\N{GREEK SMALL LETTER ETA}"}
 MINUS = "\N{MINUS SIGN}"
