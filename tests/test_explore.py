@@ -20,7 +20,8 @@ from symcnn.document.panels import slot
 from symcnn.engine.algebra import Dots, evaluate, to_exact
 from symcnn.engine.exact import agrees
 from symcnn.rendering.explore import reference_panel
-from symcnn.rendering.formats import document_for, printer_settings
+from symcnn.rendering.formats import document_for
+from symcnn.rendering.templates import printer_settings
 from symcnn.scenario.model import parse_path
 
 BUILTINS = tuple(symcnn.builtin_names())

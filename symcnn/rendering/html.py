@@ -97,7 +97,6 @@ def page(doc: Document) -> str:
     """The whole page: <!DOCTYPE html> with inline style, script, the panels' data and content; a
     Content-Security-Policy allowing only that style and script (no network, no eval)."""
     from .explore import data_json
-    from .formats import printer_settings
 
     env = environment(doc)
     style, script = (env.loader.get_source(env, f"html/{name}")[0] for name in ("style.css", "explore.js"))
