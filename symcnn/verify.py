@@ -12,7 +12,7 @@ from .display import Displayable
 from .errors import ScenarioError
 from .scenario.model import Scenario, parse_path
 
-TEXT_KEYS = {"iteration", "sample", "label", "after", "scenario", "classes"}
+TEXT_KEYS = {"iteration", "sample", "label", "after", "scenario", "classes", "kind", "name"}
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ class Report(Displayable):  # Jupyter shows the table (symcnn.jupyter.show)
     missing: tuple[str, ...]  # values only one side has
     rtol: float
     atol: float
-    derivation: object = None  # the Derivation compared, for documents
+    derivation: object = None  # the Derivation compared, for documents (a StackDerivation for stacks)
+    stack: object = None  # the StackDerivation: per-layer values and dL/dx of every scenario
     numeric: dict | None = None  # NumPy's values, as `symcnn values` prints them
 
     @property
@@ -140,19 +141,32 @@ def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12, thorough: bool 
     every cell's own SymPy expression and confirms that it evaluates to the layer rule's value."""
     from .engine.exact import derive
     from .engine.numeric import run
+    from .engine.stack_cells import derive_stack
 
     numeric = run(sc).to_dict()
     claims = audit_claims(sc, numeric)  # bad claim paths fail before the slow part
-    derivation = derive(sc)
+    derivation = None if sc.is_stack else derive(sc)
+    stack = derive_stack(sc)  # every scenario: the per-layer keys and dL/dx (for stacks, everything)
     if thorough:
-        for _ in derivation.quantities():  # each one raises VerificationError unless it agrees
-            pass
+        for _ in (*(derivation.quantities() if derivation else ()), *stack.quantities()):
+            pass  # each one raises VerificationError unless it agrees
     counts: dict[str, int] = defaultdict(int)
     diffs: dict[str, float] = defaultdict(float)
     bad: dict[str, list] = defaultdict(list)
     missing = []
     derived = set()
-    for record in derivation.records():
+
+    def compare(path: str, ours: np.ndarray, name_of) -> None:
+        name = group_name(path)
+        theirs = np.asarray(lookup(numeric, path), dtype=np.float64).reshape(ours.shape)
+        counts[name] += ours.size
+        difference = np.abs(ours - theirs)
+        diffs[name] = max(diffs[name], float(difference.max(initial=0.0)))
+        for index in np.argwhere(~(difference <= atol + rtol * np.abs(ours))):
+            index = tuple(int(i) for i in index)
+            bad[name].append((name_of(index), float(ours[index]), float(theirs[index])))
+
+    for record in derivation.records() if derivation else ():
         node = lookup(numeric, record.path)
         order = [k for k in node if k in record.groups] + [k for k in record.groups if k not in node]
         for key in order:  # the JSON's order
@@ -164,22 +178,22 @@ def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12, thorough: bool 
                     f"{derivation.deriver.path(record, key, i)} (no NumPy value)" for i in np.ndindex(ours.shape)
                 ]
                 continue
-            name = group_name(f"{record.path}.{key}")
-            theirs = np.asarray(node[key], dtype=np.float64).reshape(ours.shape)
-            counts[name] += ours.size
-            difference = np.abs(ours - theirs)
-            diffs[name] = max(diffs[name], float(difference.max(initial=0.0)))
-            for index in np.argwhere(~(difference <= atol + rtol * np.abs(ours))):
-                index = tuple(int(i) for i in index)
-                path = derivation.deriver.path(record, key, index)
-                bad[name].append((path, float(ours[index]), float(theirs[index])))
+            compare(f"{record.path}.{key}", ours, lambda i, r=record, k=key: derivation.deriver.path(r, k, i))
+    for path, group in stack.groups():
+        record_key = path.split(".layers[")[0] + ".layers" if ".layers[" in path else path
+        if path in derived:
+            continue
+        derived.add(record_key)
+        ours = np.vectorize(float, otypes=[float])(group.values)
+        compare(path, ours, lambda i, p=path: p + "".join(f"[{n}]" for n in i))
     for record_path, node in records_of(numeric):
         for key, value in node.items():
             if key not in TEXT_KEYS and f"{record_path}.{key}" not in derived:
                 missing += [path for path, _ in numeric_leaves(value, f"{record_path}.{key}")]
     groups = tuple(GroupResult(n, counts[n], diffs[n], tuple(bad[n])) for n in counts)
-    claims = tuple(ClaimResult(c.at, c.printed, float(derivation.value_at(c.at)), c.tol, c.note) for c in claims)
-    return Report(sc, groups, claims, tuple(missing), rtol, atol, derivation, numeric)
+    exact_at = derivation.value_at if derivation else dict(stack.numbers()).__getitem__
+    claims = tuple(ClaimResult(c.at, c.printed, float(exact_at(c.at)), c.tol, c.note) for c in claims)
+    return Report(sc, groups, claims, tuple(missing), rtol, atol, derivation or stack, stack, numeric)
 
 
 def records_of(numeric: dict):

@@ -210,7 +210,7 @@ CASES = [
         "unknown-builtin",
         literal("four-imagez"),
         "four-imagez",
-        "no such file or built-in scenario (built-ins: four-images, mnist-like, zebra-cat)",
+        "no such file or built-in scenario (built-ins: four-images, lenet-like, mnist-like, two-conv, zebra-cat)",
         check=True,
     ),
     # --- non-finite and non-numeric numbers

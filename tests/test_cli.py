@@ -59,7 +59,7 @@ def numbers(data, path: str = ""):
     """(path, leaf) for every leaf of a values dict except the text/index keys."""
     if isinstance(data, dict):
         for key, value in data.items():
-            if key not in TEXT_KEYS:
+            if key not in TEXT_KEYS | {"kind", "name"}:
                 yield from numbers(value, f"{path}.{key}")
     elif isinstance(data, list):
         for i, value in enumerate(data):

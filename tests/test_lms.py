@@ -390,3 +390,20 @@ def test_unknown_format_is_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --format: unknown 'blackboard'") and err.count("\n") == 1
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_the_committed_example_batch_is_fresh(tmp_path):
+    """output/exercises/ is what `symcnn examples` writes there now (seed 2026, 5 variants, every format)."""
+    from symcnn.exercises.batch import EXAMPLE_BATCH, write_exercises
+
+    write_exercises(out=tmp_path, jobs=2, **EXAMPLE_BATCH)
+    committed = Path(__file__).resolve().parents[1] / "output" / "exercises"
+
+    def listing(folder: Path) -> dict[str, bytes]:
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    fresh, stored = listing(tmp_path), listing(committed)
+    assert sorted(fresh) == sorted(stored), "output/exercises/ is stale: run `symcnn examples --out output`"
+    stale = sorted(name for name in fresh if fresh[name] != stored[name])
+    assert not stale, f"output/exercises/ is stale ({', '.join(stale[:5])}): run `symcnn examples --out output`"
+    assert {"moodle.xml", "questions.gift", "qti.zip", "key.json"} <= set(fresh)

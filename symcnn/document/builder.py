@@ -7,7 +7,6 @@ import sympy
 
 from ..engine.algebra import FRACTION_TERMS, exact, minus, shorten
 from ..engine.exact import Deriver, Group, StepDerivation, UpdateDerivation, activation_expr
-from ..escape import slug
 from ..progress import progress
 from ..scenario.model import pool_window, winner_cell
 from ..verify import Report
@@ -27,23 +26,10 @@ from .model import (
     matrices,
     relu_display,
 )
+from .names import ACTIVATION_NAMES, UPDATE_NAMES, WIDE_CLASSES, unique_slugs
 from .numbers import format_number
 from .panels import build_panels
 from .pictures import Illustrator
-
-ACTIVATION_NAMES = {
-    "relu": "ReLU",
-    "leaky_relu": "leaky ReLU",
-    "sigmoid": "sigmoid",
-    "tanh": "tanh",
-    "none": "no activation",
-}
-WIDE_CLASSES = 6  # more classes than this: the summary table names the predicted class instead
-UPDATE_NAMES = {
-    "per_sample": "after every sample",
-    "batch_mean": "once per pass, with the mean gradient",
-    "batch_sum": "once per pass, with the summed gradient",
-}
 
 
 class Builder:
@@ -382,19 +368,6 @@ class Builder:
             len(report.claims),
             panels=build_panels(self.d, self.shown, self.settings.detail == "summary", report.numeric),
         )
-
-
-def unique_slugs(names) -> list[str]:
-    """File-name-safe keys, unique even on case-insensitive disks: ['Cat', 'cat!'] -> ['Cat', 'cat-2']."""
-    out: list[str] = []
-    for name in names:
-        base = key = slug(name)
-        n = 1
-        while key.lower() in (k.lower() for k in out):
-            n += 1
-            key = f"{base}-{n}"
-        out.append(key)
-    return out
 
 
 def build_document(report: Report, settings: Settings | None = None) -> Document:

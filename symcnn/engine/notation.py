@@ -28,6 +28,10 @@ NOTATION: dict[str, tuple[str, str | None]] = {
     "loss": ("L", None),
     "learning_rate": ("eta", None),
     "count": ("N", None),
+    # hidden dense layers of a stack (owner: the layer's name)
+    "hidden": ("h", "sup"),
+    "weight": ("W", "sup"),
+    "bias": ("b", "sup"),
 }
 
 # gradient kinds: d L / d <kind>

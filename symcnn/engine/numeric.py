@@ -1,122 +1,103 @@
-"""The NumPy engine: forward, backward, SGD updates and the final pass -> Trace.
+"""The NumPy engine: forward, backward, SGD updates and the final pass over any stack of layers -> Trace.
 
-Each forward step sits next to its backward step. Names follow the maths: x input, w filter weights,
-b filter biases, z conv output, a activated, m pooled, f features, W/B dense, o logits, p probs, L loss.
+Each layer kind's forward and backward live side by side in its own module (``symcnn.layers``); this
+module walks the stack: forward top to bottom, backward bottom to top, then the update. Names follow the
+maths: x input, w/b filter weights and biases, W/B dense weights and biases, o logits, p probs, L loss.
 This module must not import SymPy: `symcnn values` is the fast path.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from ..scenario.model import Activation, Pool, Scenario, pool_window, winner_cell
+from ..layers import activation, conv, dense, pool, softmax_ce
+from ..scenario.model import Scenario
 
-# ---------------------------------------------------------------- layers, forward next to backward
-
-
-# Rounding noise: a float sum whose exact value is 0 (0.1 + 0.2 - 0.3) lands within a few ulps of its
-# terms' magnitude. Such a value is taken as exactly 0, and max-pool values that close as tied, so
-# kinks (ReLU'(0) = 0) and ties (the first maximum wins) follow the exact arithmetic of the scenario.
-NOISE = 16 * np.finfo(np.float64).eps
+# ---------------------------------------------------------------- one layer, forward next to backward
+# forward(layer, params, h, noise, last) -> (output, cache, noise); backward(layer, params, h, output, cache,
+# dL/d(output)) -> (dL/d(input), (dL/dweights, dL/dbiases) or None). ``noise`` is the rounding-noise bound
+# of the values flowing on (set by conv and dense, passed through by activations, read by max pooling).
 
 
-def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, padding: int):
-    """x: C x H x W, w: K x C x kh x kw -> z: K x H' x W' (cross-correlation), the windows used, and
-    each cell's rounding-noise bound."""
-    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding)))
-    kh, kw = w.shape[2:]
-    windows = sliding_window_view(xp, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
-    z = np.einsum("chwuv,kcuv->khw", windows, w) + b[:, None, None]
-    noise = NOISE * (np.einsum("chwuv,kcuv->khw", np.abs(windows), np.abs(w)) + np.abs(b)[:, None, None])
-    return np.where(np.abs(z) <= noise, 0.0, z), windows, noise
+def _conv_forward(layer, params, h, noise, last):
+    z, windows, noise = conv.forward(h, *params, layer.stride, layer.padding)
+    return z, windows, noise
 
 
-def conv_backward(dL_dz: np.ndarray, windows: np.ndarray):
-    dL_dw = np.einsum("khw,chwuv->kcuv", dL_dz, windows)
-    dL_db = dL_dz.sum(axis=(1, 2))
-    return dL_dw, dL_db
+def _conv_backward(layer, params, h, out, windows, g):
+    dw, db = conv.backward(g, windows)
+    return conv.input_gradient(g, params[0], layer.stride, layer.padding, h.shape), (dw, db)
 
 
-def activate(z: np.ndarray, activation: Activation) -> np.ndarray:
-    kind = activation.kind
-    if kind == "relu":
-        return np.maximum(z, 0.0)
-    if kind == "leaky_relu":
-        return np.where(z > 0, z, activation.slope * z)
-    if kind == "sigmoid":
-        e = np.exp(-np.abs(z))  # never overflows; exact to the last digit on both sides
-        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    if kind == "tanh":
-        return np.tanh(z)
-    return z.copy()
+def _activation_forward(layer, params, h, noise, last):
+    return activation.forward(h, layer), None, noise
 
 
-def activate_derivative(z: np.ndarray, a: np.ndarray, activation: Activation) -> np.ndarray:
-    """da/dz with ReLU'(0) = 0 and leaky ReLU'(0) = slope."""
-    kind = activation.kind
-    if kind == "relu":
-        return (z > 0).astype(np.float64)
-    if kind == "leaky_relu":
-        return np.where(z > 0, 1.0, activation.slope)
-    if kind == "sigmoid":
-        return a * (1.0 - a)
-    if kind == "tanh":
-        return 1.0 - a * a
-    return np.ones_like(z)
+def _activation_backward(layer, params, h, out, cache, g):
+    return g * activation.derivative(h, out, layer), None
 
 
-def pool_forward(a: np.ndarray, pool: Pool, noise: np.ndarray | None = None):
-    """a: K x H' x W' -> m: K x H'' x W'' and the routing needed by the backward step."""
-    if pool.kind == "none":
-        return a.copy(), None
-    (ph, pw), (sh, sw) = pool_window(pool, a.shape[1:])
-    windows = sliding_window_view(a, (ph, pw), axis=(1, 2))[:, ::sh, ::sw]
-    flat = windows.reshape(*windows.shape[:3], ph * pw)
-    if pool.kind == "max":
-        # the first maximum in row-major order, as PyTorch; values within rounding noise are ties
-        tolerance = 0.0 if noise is None else sliding_window_view(noise, (ph, pw), axis=(1, 2))[:, ::sh, ::sw]
-        tolerance = np.broadcast_to(tolerance, windows.shape).reshape(flat.shape)
-        winner = np.argmax(flat >= flat.max(axis=-1, keepdims=True) - 2 * tolerance, axis=-1)
-        return np.take_along_axis(flat, winner[..., None], axis=-1)[..., 0], winner
-    return flat.mean(axis=-1), None
+def _pool_forward(layer, params, h, noise, last):
+    m, winner = pool.forward(h, layer, noise)
+    return m, winner, None
 
 
-def pool_backward(dL_dm: np.ndarray, shape: tuple, pool: Pool, winner: np.ndarray | None) -> np.ndarray:
-    if pool.kind == "none":
-        return dL_dm
-    (ph, pw), (sh, sw) = pool_window(pool, shape[1:])
-    dL_da = np.zeros(shape)
-    k, i, j = np.indices(dL_dm.shape)
-    if pool.kind == "max":
-        np.add.at(dL_da, (k, *winner_cell(i, j, winner, (ph, pw), (sh, sw))), dL_dm)
-        return dL_da
-    share = dL_dm / (ph * pw)
-    for u in range(ph):
-        for v in range(pw):
-            np.add.at(dL_da, (k, i * sh + u, j * sw + v), share)
-    return dL_da
+def _pool_backward(layer, params, h, out, winner, g):
+    return pool.backward(g, h.shape, layer, winner), None
 
 
-def softmax_cross_entropy(o: np.ndarray, y: int):
-    """p = softmax(o) and L = -log p_y, both computed stably."""
-    shifted = o - o.max()
-    log_sum = np.log(np.exp(shifted).sum())
-    p = np.exp(shifted - log_sum)
-    return p, float(log_sum - shifted[y])
+def _dense_forward(layer, params, h, noise, last):
+    o, noise = dense.forward(h.reshape(-1), *params, snap=not last)
+    return o, None, noise
+
+
+def _dense_backward(layer, params, h, out, cache, g):
+    dW, dB, df = dense.backward(g, h.reshape(-1), params[0])
+    return df.reshape(h.shape), (dW, dB)
+
+
+RULES = {
+    "conv": (_conv_forward, _conv_backward),
+    "activation": (_activation_forward, _activation_backward),
+    "pool": (_pool_forward, _pool_backward),
+    "dense": (_dense_forward, _dense_backward),
+}
+
+
+def initial_params(sc: Scenario) -> list:
+    """Per layer: (weights, biases) as float arrays for conv and dense layers, None for the others."""
+    return [layer.parameters() if layer.layer in ("conv", "dense") else None for layer in sc.layers]
+
+
+def learns(sc: Scenario, layer) -> bool:
+    return layer.layer == "dense" or (layer.layer == "conv" and sc.training.update_filters)
+
+
+def forward_backward(sc: Scenario, params: list, x: np.ndarray, y: int, backward: bool = True) -> dict:
+    """Every value of one sample's forward (and backward) pass at ``params``: per layer its input,
+    output and routing, then softmax and the loss, then the gradients from the loss back to the image."""
+    h, noise, records = x, None, []
+    last = len(sc.layers) - 1
+    for n, (layer, p) in enumerate(zip(sc.layers, params)):
+        out, cache, noise = RULES[layer.layer][0](layer, p, h, noise, n == last)
+        records.append({"input": h, "output": out, "cache": cache})
+        h = out
+    probs, loss = softmax_ce.forward(h, y)
+    values = {"records": records, "logits": h, "probs": probs, "loss": loss}
+    if not backward:
+        return values
+    g = softmax_ce.backward(probs, y)
+    values["grad_logits"] = g
+    for layer, p, rec in zip(reversed(sc.layers), reversed(params), reversed(records)):
+        rec["grad_output"] = g
+        g, rec["grads"] = RULES[layer.layer][1](layer, p, rec["input"], rec["output"], rec["cache"], g)
+    values["grad_input"] = g
+    return values
 
 
 # ---------------------------------------------------------------- the trace
-
-
-@dataclass(frozen=True)
-class Params:
-    w: np.ndarray  # K x C x kh x kw
-    b: np.ndarray  # K
-    W: np.ndarray  # classes x features
-    B: np.ndarray  # classes
 
 
 @dataclass(frozen=True)
@@ -124,34 +105,39 @@ class Step:
     iteration: int
     sample: str
     label: str
-    conv: np.ndarray
-    activated: np.ndarray
-    pooled: np.ndarray
-    features: np.ndarray
     logits: np.ndarray
     probs: np.ndarray
     loss: float
     grad_logits: np.ndarray
-    grad_dense_weights: np.ndarray
-    grad_dense_biases: np.ndarray
-    grad_filters: list
-    grad_filter_biases: np.ndarray
+    layers: list  # per layer: kind, name, output, grad_output (conv/dense: grad_weights, grad_biases)
+    grad_input: np.ndarray  # dL/dx in the shape the input was given
+    # the legacy keys (conv, activated, ..., grad_filters), for scenarios given with them; None for stacks
+    conv: np.ndarray | None = None
+    activated: np.ndarray | None = None
+    pooled: np.ndarray | None = None
+    features: np.ndarray | None = None
+    grad_dense_weights: np.ndarray | None = None
+    grad_dense_biases: np.ndarray | None = None
+    grad_filters: list | None = None
+    grad_filter_biases: np.ndarray | None = None
     # beyond the contract (extra keys are allowed): the chain rule's intermediate gradients
-    grad_features: np.ndarray
-    grad_pooled: np.ndarray
-    grad_activated: np.ndarray
-    grad_conv: np.ndarray
+    grad_features: np.ndarray | None = None
+    grad_pooled: np.ndarray | None = None
+    grad_activated: np.ndarray | None = None
+    grad_conv: np.ndarray | None = None
     winners: np.ndarray | None = None  # max pool: index of the winning cell in each window
+    routes: list = field(default_factory=list)  # per layer: max pool winners, else None (not in the JSON)
 
 
 @dataclass(frozen=True)
 class Update:
     iteration: int
     after: str | None
-    dense_weights: np.ndarray
-    dense_biases: np.ndarray
-    filters: list
-    filter_biases: np.ndarray
+    layers: list  # per learning layer: name, weights, biases
+    dense_weights: np.ndarray | None = None  # the legacy keys
+    dense_biases: np.ndarray | None = None
+    filters: list | None = None
+    filter_biases: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -160,11 +146,12 @@ class Final:
     logits: np.ndarray
     probs: np.ndarray
     loss: float
-    # beyond the contract: the final forward pass's feature maps
-    conv: np.ndarray
-    activated: np.ndarray
-    pooled: np.ndarray
-    features: np.ndarray
+    layers: list  # per layer: kind, name, output
+    # beyond the contract: the final forward pass's feature maps (legacy scenarios)
+    conv: np.ndarray | None = None
+    activated: np.ndarray | None = None
+    pooled: np.ndarray | None = None
+    features: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +167,7 @@ class Trace:
         return {
             "scenario": self.scenario,
             "classes": list(self.classes),
-            "steps": [_plain(s, skip=("winners",)) for s in self.steps],
+            "steps": [_plain(s, skip=("winners", "routes")) for s in self.steps],
             "updates": [_plain(u) for u in self.updates],
             "final": [_plain(f) for f in self.final],
         }
@@ -189,9 +176,9 @@ class Trace:
 def _plain(record, skip: tuple[str, ...] = ()) -> dict:
     out = {}
     for item in fields(record):
-        if item.name in skip:
-            continue
         value = getattr(record, item.name)
+        if item.name in skip or (value is None and item.default is None and item.name != "after"):
+            continue
         out[item.name] = _to_json(value)
     return out
 
@@ -201,79 +188,89 @@ def _to_json(value):
         return value.astype(np.float64).tolist()
     if isinstance(value, list):
         return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {key: _to_json(v) for key, v in value.items()}
     if isinstance(value, (float, np.floating)):
         return float(value)
     return value
 
 
-# ---------------------------------------------------------------- one sample, the loop
+# ---------------------------------------------------------------- records of a pass
 
 
-def forward_backward(sc: Scenario, params: Params, x: np.ndarray, y: int) -> dict:
-    """Every value of one sample's forward and backward pass at ``params``."""
-    z, windows, noise = conv_forward(x, params.w, params.b, sc.conv.stride, sc.conv.padding)
-    a = activate(z, sc.activation)
-    m, winner = pool_forward(a, sc.pool, noise)
-    f = m.reshape(-1)  # filter-major, then row-major
-    o = params.W @ f + params.B
-    p, L = softmax_cross_entropy(o, y)
-
-    dL_do = p.copy()
-    dL_do[y] -= 1.0
-    dL_dW = np.outer(dL_do, f)
-    dL_dB = dL_do
-    dL_df = params.W.T @ dL_do
-    dL_dm = dL_df.reshape(m.shape)
-    dL_da = pool_backward(dL_dm, a.shape, sc.pool, winner)
-    dL_dz = dL_da * activate_derivative(z, a, sc.activation)
-    dL_dw, dL_db = conv_backward(dL_dz, windows)
-    return dict(
-        conv=z,
-        activated=a,
-        pooled=m,
-        features=f,
-        logits=o,
-        probs=p,
-        loss=L,
-        grad_logits=dL_do,
-        grad_dense_weights=dL_dW,
-        grad_dense_biases=dL_dB,
-        grad_filters=dL_dw,
-        grad_filter_biases=dL_db,
-        grad_features=dL_df,
-        grad_pooled=dL_dm,
-        grad_activated=dL_da,
-        grad_conv=dL_dz,
-        winners=winner,
-    )
+def _as_given(layer, w):
+    return layer.as_given(w) if layer.layer == "conv" else w
 
 
-def initial_params(sc: Scenario) -> Params:
-    return Params(
-        w=np.stack([f.weights for f in sc.conv.filters]).astype(np.float64),
-        b=np.array([f.bias for f in sc.conv.filters], dtype=np.float64),
-        W=np.array(sc.dense.weights, dtype=np.float64),
-        B=np.array(sc.dense.biases, dtype=np.float64),
-    )
+def layer_records(sc: Scenario, values: dict, backward: bool = True) -> list[dict]:
+    """The contract's `layers` entries of a step (or, without ``backward``, of the final pass)."""
+    out = []
+    for layer, rec in zip(sc.layers, values["records"]):
+        entry = {"kind": layer.layer, "name": layer.name, "output": rec["output"]}
+        if backward:
+            entry["grad_output"] = rec["grad_output"]
+            if rec["grads"] is not None:
+                entry["grad_weights"] = _as_given(layer, rec["grads"][0])
+                entry["grad_biases"] = rec["grads"][1]
+        out.append(entry)
+    return out
 
 
-def filters_as_given(sc: Scenario, w: np.ndarray) -> list[np.ndarray]:
-    """Per filter, in the shape the scenario gave (kh x kw or C x kh x kw)."""
-    return [w[k][0] if f.ndim == 2 else w[k] for k, f in enumerate(sc.conv.filters)]
+def input_as_given(sc: Scenario, dx: np.ndarray) -> np.ndarray:
+    return dx[0] if sc.inputs[0].ndim == 2 else dx
 
 
-def apply_update(sc: Scenario, params: Params, grads: dict, scale: float) -> Params:
-    """Parameters after one SGD step with ``scale`` times the summed gradients."""
+def legacy_values(sc: Scenario, values: dict, backward: bool = True) -> dict:
+    """The legacy keys (conv, activated, ..., grad_conv) of a scenario given as conv/activation/pool/dense."""
+    if sc.is_stack:
+        return {}
+    recs = values["records"]
+    c, a, d = recs[0], recs[1], recs[-1]
+    m = recs[2] if len(recs) == 4 else None
+    pooled = a["output"].copy() if m is None else m["output"]
+    out = dict(conv=c["output"], activated=a["output"], pooled=pooled, features=pooled.reshape(-1))
+    if not backward:
+        return out
+    grad_pooled = (a if m is None else m)["grad_output"]
+    return {
+        **out,
+        "grad_dense_weights": d["grads"][0],
+        "grad_dense_biases": d["grads"][1],
+        "grad_filters": sc.conv.as_given(c["grads"][0]),
+        "grad_filter_biases": c["grads"][1],
+        "grad_features": grad_pooled.reshape(-1),
+        "grad_pooled": grad_pooled,
+        "grad_activated": a["grad_output"],
+        "grad_conv": c["grad_output"],
+        "winners": None if m is None else m["cache"],
+    }
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def apply_update(sc: Scenario, params: list, grads: list, scale: float) -> list:
+    """Parameters after one SGD step with ``scale`` times the summed gradients (frozen layers kept)."""
     eta = sc.training.learning_rate * scale
-    w, b = params.w, params.b
-    if sc.training.update_filters:
-        w = w - eta * grads["grad_filters"]
-        b = b - eta * grads["grad_filter_biases"]
-    return Params(w, b, params.W - eta * grads["grad_dense_weights"], params.B - eta * grads["grad_dense_biases"])
+    return [
+        p if g is None or not learns(sc, layer) else (p[0] - eta * g[0], p[1] - eta * g[1])
+        for layer, p, g in zip(sc.layers, params, grads)
+    ]
 
 
-FINAL_KEYS = ("logits", "probs", "loss", "conv", "activated", "pooled", "features")
-GRAD_KEYS = ("grad_filters", "grad_filter_biases", "grad_dense_weights", "grad_dense_biases")
+def update_record(sc: Scenario, iteration: int, after: str | None, params: list) -> Update:
+    entries = [
+        {"name": layer.name, "weights": _as_given(layer, p[0]).copy(), "biases": p[1].copy()}
+        for layer, p in zip(sc.layers, params)
+        if p is not None and learns(sc, layer)
+    ]
+    legacy = {}
+    if not sc.is_stack:
+        (w, b), (W, B) = params[0], params[-1]
+        legacy = dict(
+            dense_weights=W.copy(), dense_biases=B.copy(), filters=sc.conv.as_given(w), filter_biases=b.copy()
+        )
+    return Update(iteration, after, entries, **legacy)
 
 
 def run(sc: Scenario) -> Trace:
@@ -284,31 +281,54 @@ def run(sc: Scenario) -> Trace:
     batch = sc.training.update != "per_sample"
     scale = 1.0 / len(sc.inputs) if sc.training.update == "batch_mean" else 1.0
 
-    def record(iteration: int, after: str | None) -> None:
-        updates.append(
-            Update(iteration, after, params.W.copy(), params.B.copy(), filters_as_given(sc, params.w), params.b.copy())
-        )
-
     for iteration in range(1, sc.training.iterations + 1):
-        total = {key: 0.0 for key in GRAD_KEYS}
+        total = None
         for sample in sc.inputs:
             values = forward_backward(sc, params, sample.pixels, sc.label_index(sample))
-            grad_filters = values.pop("grad_filters")
+            grads = [rec["grads"] for rec in values["records"]]
             steps.append(
-                Step(iteration, sample.name, sample.label, grad_filters=filters_as_given(sc, grad_filters), **values)
+                Step(
+                    iteration,
+                    sample.name,
+                    sample.label,
+                    values["logits"],
+                    values["probs"],
+                    values["loss"],
+                    values["grad_logits"],
+                    layer_records(sc, values),
+                    input_as_given(sc, values["grad_input"]),
+                    routes=[
+                        rec["cache"] if layer.layer == "pool" else None
+                        for layer, rec in zip(sc.layers, values["records"])
+                    ],
+                    **legacy_values(sc, values),
+                )
             )
-            grads = {**values, "grad_filters": grad_filters}
             if batch:
-                total = {key: total[key] + grads[key] for key in GRAD_KEYS}
+                total = (
+                    grads
+                    if total is None
+                    else [None if g is None else (t[0] + g[0], t[1] + g[1]) for t, g in zip(total, grads)]
+                )
             else:
                 params = apply_update(sc, params, grads, 1.0)
-                record(iteration, sample.name)
+                updates.append(update_record(sc, iteration, sample.name, params))
         if batch:
             params = apply_update(sc, params, total, scale)
-            record(iteration, None)
+            updates.append(update_record(sc, iteration, None, params))
 
     final = []
     for sample in sc.inputs:
-        values = forward_backward(sc, params, sample.pixels, sc.label_index(sample))
-        final.append(Final(sample.name, **{key: values[key] for key in FINAL_KEYS}))
+        values = forward_backward(sc, params, sample.pixels, sc.label_index(sample), backward=False)
+        legacy = legacy_values(sc, values, backward=False)
+        final.append(
+            Final(
+                sample.name,
+                values["logits"],
+                values["probs"],
+                values["loss"],
+                layer_records(sc, values, False),
+                **legacy,
+            )
+        )
     return Trace(sc.name, sc.classes, tuple(steps), tuple(updates), tuple(final))

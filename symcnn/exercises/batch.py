@@ -51,6 +51,8 @@ LMS_FORMATS = {
     "qti": qti,
 }  # --format -> its module: write(Batch) -> {file: bytes}, PICTURES
 KEY_FORMAT = "symcnn exercise key 1"
+# output/exercises/ (`symcnn examples`): seed 2026, 5 variants, the sheets and every LMS format
+EXAMPLE_BATCH = {"scenario": "four-images", "seed": 2026, "count": 5, "fmt": "markdown,moodle,gift,qti"}
 
 
 @dataclass(frozen=True)

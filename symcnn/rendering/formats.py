@@ -289,7 +289,7 @@ def document_for(
     force: bool = False,
 ) -> Document:
     """Check the scenario (SymPy against NumPy) and build its worked solution."""
-    from ..document.builder import build_document
+    from ..document.stack_builder import build_any_document as build_document
     from ..verify import check
 
     report = check(sc)

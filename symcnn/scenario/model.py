@@ -13,22 +13,34 @@ from typing import Any
 import numpy as np
 
 from ..errors import ScenarioError
-from .checks import (
-    as_array,
-    as_integer,
-    as_list,
-    as_mapping,
-    as_number,
-    as_pair,
-    as_text,
-    describe,
-    dims,
-    ensure_unique,
-)
+from ..layers import Activation, Conv, Dense, Filter, Layer, Pool, legacy_layers, parse_layers
+from ..layers import activation as activation_layer
+from ..layers import conv as conv_layer
+from ..layers import dense as dense_layer
+from ..layers import pool as pool_layer
+from ..layers.activation import ACTIVATIONS
+from ..layers.conv import conv_output_shape
+from ..layers.pool import POOL_KINDS, pool_output_shape, pool_window, winner_cell
+from .checks import as_array, as_integer, as_list, as_mapping, as_number, as_text, describe, dims, ensure_unique
+
+__all__ = [  # the layer types, re-exported: scenario.model is where a scenario's parts are looked up
+    "ACTIVATIONS",
+    "POOL_KINDS",
+    "Activation",
+    "Conv",
+    "Dense",
+    "Filter",
+    "Layer",
+    "Pool",
+    "Scenario",
+    "conv_output_shape",
+    "pool_output_shape",
+    "pool_window",
+    "validate",
+    "winner_cell",
+]
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-ACTIVATIONS = ("relu", "none", "sigmoid", "tanh", "leaky_relu")
-POOL_KINDS = ("max", "avg")
 UPDATES = ("per_sample", "batch_mean", "batch_sum")
 DISPLAY_KEYS = {"precision": int, "fractions": bool, "detail": str}
 EXERCISE_ALLOW = ("zero-maps", "pool-ties", "saturated")  # degenerate draws `symcnn exercise` may keep
@@ -44,6 +56,7 @@ TOP_KEYS = (
     "activation",
     "pool",
     "dense",
+    "layers",
     "training",
     "claims",
     "display",
@@ -56,41 +69,7 @@ class Input:
     name: str
     label: str
     pixels: np.ndarray  # C x H x W, float64, read-only
-
-
-@dataclass(frozen=True)
-class Filter:
-    name: str
-    weights: np.ndarray  # C x kh x kw
-    bias: float
-    ndim: int  # 2 or 3: the shape the file gave, kept for output
-
-
-@dataclass(frozen=True)
-class Conv:
-    stride: int
-    padding: int
-    filters: tuple[Filter, ...]
-
-
-@dataclass(frozen=True)
-class Activation:
-    kind: str  # relu | none | sigmoid | tanh | leaky_relu
-    slope: float = 0.0
-
-
-@dataclass(frozen=True)
-class Pool:
-    kind: str  # none | max | avg
-    size: tuple[int, int] | None = None  # None with is_global
-    stride: tuple[int, int] | None = None
-    is_global: bool = False
-
-
-@dataclass(frozen=True)
-class Dense:
-    weights: np.ndarray  # classes x features
-    biases: np.ndarray
+    ndim: int = 3  # 2 or 3: the shape the file gave (dL/dx is reported in it)
 
 
 @dataclass(frozen=True)
@@ -115,10 +94,10 @@ class Scenario:
     title: str
     classes: tuple[str, ...]
     inputs: tuple[Input, ...]
-    conv: Conv
-    activation: Activation
-    pool: Pool
-    dense: Dense
+    conv: Conv | None  # the legacy keys; None for a `layers` stack
+    activation: Activation | None
+    pool: Pool | None
+    dense: Dense | None
     training: Training
     claims: tuple[Claim, ...] = ()
     display: Mapping[str, Any] = field(default_factory=dict)
@@ -126,6 +105,12 @@ class Scenario:
     notes: tuple[str, ...] = ()
     source: str = ""
     exercise: Mapping[str, Any] = field(default_factory=dict)  # options for `symcnn exercise`
+    layers: tuple[Layer, ...] = ()  # the network, legacy keys included (as conv, activation, pool, dense)
+
+    @property
+    def is_stack(self) -> bool:
+        """Described with `layers:` (the legacy keys are None)."""
+        return self.conv is None
 
     @property
     def channels(self) -> int:
@@ -156,30 +141,6 @@ class Scenario:
         return self.classes.index(sample.label)
 
 
-def conv_output_shape(image: tuple[int, int], kernel: tuple[int, int], stride: int, padding: int) -> tuple[int, int]:
-    return tuple((n + 2 * padding - k) // stride + 1 for n, k in zip(image, kernel))
-
-
-def pool_window(pool: Pool, shape: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(size, stride) of the pooling window on a feature map of ``shape``."""
-    if pool.is_global:
-        return tuple(shape), tuple(shape)
-    return pool.size, pool.stride
-
-
-def winner_cell(i, j, winner, size: tuple[int, int], stride: tuple[int, int]):
-    """Position in the feature map of cell ``winner`` (row-major index in the window) of window (i, j);
-    works on numbers and on NumPy arrays alike."""
-    return i * stride[0] + winner // size[1], j * stride[1] + winner % size[1]
-
-
-def pool_output_shape(shape: tuple[int, int], pool: Pool) -> tuple[int, int]:
-    if pool.kind == "none":
-        return tuple(shape)
-    size, stride = pool_window(pool, shape)
-    return tuple((n - k) // s + 1 for n, k, s in zip(shape, size, stride))
-
-
 # ---------------------------------------------------------------- sections
 
 
@@ -202,7 +163,8 @@ def _inputs(value: Any, classes: tuple[str, ...]) -> tuple[Input, ...]:
         if label not in classes:
             raise ScenarioError(f"{path}.label", f"'{label}' is not one of classes {list(classes)}")
         pixels = as_array(data["pixels"], f"{path}.pixels", (2, 3), "an image: H x W or C x H x W numbers")
-        if pixels.ndim == 2:
+        ndim = pixels.ndim
+        if ndim == 2:
             pixels = pixels[None]
             pixels.setflags(write=False)
         if inputs and pixels.shape != inputs[0].pixels.shape:
@@ -210,103 +172,9 @@ def _inputs(value: Any, classes: tuple[str, ...]) -> tuple[Input, ...]:
                 f"{path}.pixels",
                 f"shape {dims(pixels.shape)} differs from inputs[0] ({dims(inputs[0].pixels.shape)})",
             )
-        inputs.append(Input(name, label, pixels))
+        inputs.append(Input(name, label, pixels, ndim))
     ensure_unique([x.name for x in inputs], "inputs", "input")
     return tuple(inputs)
-
-
-def _conv(value: Any, inputs: tuple[Input, ...]) -> Conv:
-    data = as_mapping(value, "conv", ("stride", "padding", "filters"), ("filters",))
-    stride = as_integer(data.get("stride", 1), "conv.stride", 1)
-    padding = as_integer(data.get("padding", 0), "conv.padding", 0)
-    channels, height, width = inputs[0].pixels.shape
-    filters = []
-    for i, item in enumerate(as_list(data["filters"], "conv.filters")):
-        path = f"conv.filters[{i}]"
-        fdata = as_mapping(item, path, ("name", "weights", "bias"), ("name", "weights"))
-        name = as_text(fdata["name"], f"{path}.name")
-        weights = as_array(fdata["weights"], f"{path}.weights", (2, 3), "a filter: kh x kw or C x kh x kw numbers")
-        ndim = weights.ndim
-        if ndim == 2:
-            weights = weights[None]
-            weights.setflags(write=False)
-        if weights.shape[0] != channels:
-            raise ScenarioError(
-                f"{path}.weights",
-                f"has {weights.shape[0]} channel(s), the inputs have {channels}"
-                + (" (give C x kh x kw)" if ndim == 2 else ""),
-            )
-        if filters and weights.shape != filters[0].weights.shape:
-            raise ScenarioError(
-                f"{path}.weights",
-                f"expected {dims(filters[0].weights.shape[-ndim:])} like conv.filters[0], "
-                f"got {dims(weights.shape[-ndim:])}",
-            )
-        kh, kw = weights.shape[1:]
-        if kh > height + 2 * padding or kw > width + 2 * padding:
-            raise ScenarioError(
-                f"{path}.weights",
-                f"filter {kh}x{kw} is larger than the padded input {height + 2 * padding}x{width + 2 * padding}",
-            )
-        bias = as_number(fdata.get("bias", 0), f"{path}.bias")
-        filters.append(Filter(name, weights, bias, ndim))
-    ensure_unique([f.name for f in filters], "conv.filters", "filter")
-    return Conv(stride, padding, tuple(filters))
-
-
-def _activation(value: Any) -> Activation:
-    if isinstance(value, Mapping):
-        data = as_mapping(value, "activation", ("kind", "slope"), ("kind",))
-        kind = data["kind"]
-        if kind == "leaky_relu":
-            return Activation("leaky_relu", as_number(data.get("slope", 0.01), "activation.slope"))
-        if "slope" in data:
-            raise ScenarioError("activation.slope", "only leaky_relu takes a slope")
-        return _activation(kind)
-    if value == "leaky_relu":
-        return Activation("leaky_relu", 0.01)
-    if value not in ACTIVATIONS:
-        raise ScenarioError(
-            "activation", f"unknown activation {describe(value)}; expected one of {', '.join(ACTIVATIONS)}"
-        )
-    return Activation(value)
-
-
-def _pool(value: Any, conv_shape: tuple[int, int]) -> Pool:
-    if value is None or value == "none":
-        return Pool("none")
-    data = as_mapping(value, "pool", ("kind", "size", "stride"), ("kind", "size"))
-    kind = data["kind"]
-    if kind == "none":
-        return Pool("none")
-    if kind not in POOL_KINDS:
-        raise ScenarioError("pool.kind", f"unknown pool {describe(kind)}; expected none, max or avg")
-    if data["size"] == "global":
-        if "stride" in data:
-            raise ScenarioError("pool.stride", "a global pool takes no stride")
-        return Pool(kind, None, None, True)
-    size = as_pair(data["size"], "pool.size", 1)
-    stride = as_pair(data.get("stride", list(size)), "pool.stride", 1)
-    if size[0] > conv_shape[0] or size[1] > conv_shape[1]:
-        raise ScenarioError(
-            "pool.size",
-            f"window {size[0]}x{size[1]} does not fit the {conv_shape[0]}x{conv_shape[1]} feature map",
-        )
-    return Pool(kind, size, stride)
-
-
-def _dense(value: Any, n_classes: int, n_features: int) -> Dense:
-    data = as_mapping(value, "dense", ("weights", "biases"), ("weights", "biases"))
-    weights = as_array(data["weights"], "dense.weights", (2,), "classes x features numbers")
-    if weights.shape != (n_classes, n_features):
-        raise ScenarioError(
-            "dense.weights",
-            f"expected {n_classes}x{n_features} (classes x features), got {dims(weights.shape)}",
-        )
-    biases = as_array(data["biases"], "dense.biases", (1,), "one number per class")
-    if biases.shape != (n_classes,):
-        raise ScenarioError("dense.biases", f"expected {n_classes} values (one per class), got {biases.shape[0]}")
-    return Dense(weights, biases)
 
 
 def _training(value: Any) -> Training:
@@ -410,21 +278,26 @@ def _exercise(value: Any) -> dict:
 
 def validate(data: Any, source: str = "", default_name: str = "scenario") -> Scenario:
     """Turn plain data (as read from YAML/JSON) into a checked Scenario."""
-    data = as_mapping(data, "", TOP_KEYS, ("classes", "inputs", "conv", "dense", "training"))
+    stacked = isinstance(data, Mapping) and "layers" in data
+    network_keys = () if stacked else ("conv", "dense")
+    data = as_mapping(data, "", TOP_KEYS, ("classes", "inputs", *network_keys, "training"))
     name = as_text(data.get("name", default_name), "name")
     if not NAME_PATTERN.match(name):
         raise ScenarioError("name", f"'{name}' must use only a-z, 0-9 and '-'")
     title = as_text(data.get("title", name), "title")
     classes = _classes(data["classes"])
     inputs = _inputs(data["inputs"], classes)
-    conv = _conv(data["conv"], inputs)
-    activation = _activation(data.get("activation", "relu"))
-    conv_shape = conv_output_shape(
-        inputs[0].pixels.shape[1:], conv.filters[0].weights.shape[1:], conv.stride, conv.padding
-    )
-    pool = _pool(data.get("pool", "none"), conv_shape)
-    pooled = pool_output_shape(conv_shape, pool)
-    dense = _dense(data["dense"], len(classes), len(conv.filters) * pooled[0] * pooled[1])
+    if stacked:
+        for key in LEGACY_NETWORK:
+            if key in data:
+                raise ScenarioError(
+                    key, "give the network either as `layers` or as conv/activation/pool/dense, not both"
+                )
+        conv = activation = pool = dense = None
+        layers = parse_layers(data["layers"], inputs[0].pixels.shape, len(classes))
+    else:
+        conv, activation, pool, dense = _single_layer(data, inputs, len(classes))
+        layers = legacy_layers(conv, activation, pool, dense)
     training = _training(data["training"])
     claims = _claims(data.get("claims", []))
     display = _display(data.get("display", {}))
@@ -446,4 +319,20 @@ def validate(data: Any, source: str = "", default_name: str = "scenario") -> Sce
         notes,
         source,
         _exercise(data.get("exercise", {})),
+        layers,
     )
+
+
+LEGACY_NETWORK = ("conv", "activation", "pool", "dense")
+
+
+def _single_layer(data: dict, inputs: tuple[Input, ...], n_classes: int) -> tuple[Conv, Activation, Pool, Dense]:
+    """The legacy keys: one conv layer, an activation, an optional pool, the dense classifier."""
+    shape = inputs[0].pixels.shape
+    conv = conv_layer.parse(data["conv"], "conv", shape, "conv1")
+    activation = activation_layer.parse(data.get("activation", "relu"))
+    conv_shape = conv.output_shape(shape)
+    pool = pool_layer.parse(data.get("pool", "none"), "pool", conv_shape[1:])
+    pooled = pool.output_shape(conv_shape)
+    dense = dense_layer.parse(data["dense"], "dense", n_classes, pooled[0] * pooled[1] * pooled[2])
+    return conv, activation, pool, dense
