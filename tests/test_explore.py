@@ -24,7 +24,7 @@ from symcnn.rendering.formats import document_for
 from symcnn.rendering.templates import printer_settings
 from symcnn.scenario.model import parse_path
 
-BUILTINS = tuple(symcnn.builtin_names())
+BUILTINS = ("four-images", "mnist-like", "zebra-cat")  # the legacy-key built-ins (stacks: not yet)
 CLICKS = 30
 
 
