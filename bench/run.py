@@ -220,10 +220,142 @@ def small_targets(symcnn: list[str], tmp: str) -> list[str]:
     ]
 
 
+def torch_floor(data: dict) -> float | None:
+    """PyTorch float64 forward + backward + SGD step of every sample of a `layers` scenario, in-process
+    (median of 5), or None without torch: the floor for the stack rows."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    F = torch.nn.functional
+    as_t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    layers = []
+    for item in data["layers"]:
+        ((kind, body),) = item.items()
+        if kind == "conv":
+            w = torch.stack([as_t(f["weights"]).reshape(-1, *np.shape(f["weights"])[-2:]) for f in body["filters"]])
+            b = as_t([f.get("bias", 0) for f in body["filters"]])
+            layers.append((kind, body, [w, b]))
+        elif kind == "dense":
+            layers.append((kind, body, [as_t(body["weights"]), as_t(body["biases"])]))
+        else:
+            layers.append((kind, body, []))
+    samples = [
+        (as_t(s["pixels"]).reshape(-1, *np.shape(s["pixels"])[-2:]), data["classes"].index(s["label"]))
+        for s in data["inputs"]
+    ]
+    eta = data["training"]["learning_rate"]
+
+    def one_pass() -> None:
+        params = [[t.clone().requires_grad_(True) for t in p] for _, _, p in layers]
+        for x, y in samples:
+            h = x.unsqueeze(0)
+            for (kind, body, _), p in zip(layers, params):
+                if kind == "conv":
+                    h = F.conv2d(h, *p, stride=body.get("stride", 1), padding=body.get("padding", 0))
+                elif kind == "activation":
+                    h = F.relu(h) if body == "relu" else torch.tanh(h) if body == "tanh" else h
+                elif kind == "pool":
+                    h = F.max_pool2d(h, body["size"]) if body["kind"] == "max" else F.avg_pool2d(h, body["size"])
+                else:
+                    h = F.linear(h.flatten(1), *p)
+            F.cross_entropy(h, torch.tensor([y])).backward()
+            with torch.no_grad():
+                for p in params:
+                    for t in p:
+                        t -= eta * t.grad
+                        t.grad = None
+
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        one_pass()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def stack_rows(symcnn: list[str]) -> list[str]:
+    """The network-stack built-ins (issue 13): `symcnn values` side by side with `import sympy`, and the
+    in-process NumPy run and PyTorch forward+backward of lenet-like as floors."""
+    import symcnn as package
+    from symcnn.scenario.sources import read_source
+
+    m = side_by_side(
+        {
+            "import sympy": [sys.executable, "-c", "import sympy"],
+            "values lenet-like": [*symcnn, "values", "lenet-like"],
+            "values two-conv": [*symcnn, "values", "two-conv"],
+        },
+        runs=5,
+    )
+    start, cpu_start = time.perf_counter(), time.process_time()
+    data = read_source("lenet-like")[0]
+    read, read_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    start = time.perf_counter()
+    package.load(data)
+    validate = time.perf_counter() - start
+    floor, torch_time = numpy_floor(data), torch_floor(data)
+    base_wall, base_cpu = m["import sympy"]
+    lines = [
+        "| stacks | time | ratio to `import sympy` (same run) |",
+        "|---|---|---|",
+        f"| `import sympy` (baseline) | {base_wall:.3f} s wall, {base_cpu:.3f} s CPU | 1× |",
+    ]
+    for key in ("values lenet-like", "values two-conv"):
+        wall, cpu = m[key]
+        lines.append(
+            f"| `symcnn {key}` | {wall:.3f} s wall, {cpu:.3f} s CPU | {wall / base_wall:.2f}× wall, "
+            f"{cpu / base_cpu:.2f}× CPU |"
+        )
+    lines.append(
+        f"| lenet-like: read the YAML (in-process) | {fmt(read, CAP)} wall, {fmt(read_cpu, CAP)} CPU | "
+        f"{read / base_wall:.2f}× wall, {read_cpu / base_cpu:.2f}× CPU |"
+    )
+    lines.append(
+        f"| lenet-like: validate the data read (in-process) | {fmt(validate, CAP)} | {validate / base_wall:.2f}× |"
+    )
+    lines.append(f"| lenet-like: NumPy run (in-process, floor) | {fmt(floor, CAP)} | {floor / base_wall:.2f}× |")
+    torch_cell = "torch not installed" if torch_time is None else fmt(torch_time, CAP)
+    torch_ratio = "—" if torch_time is None else f"{torch_time / base_wall:.2f}×"
+    lines.append(
+        f"| lenet-like: PyTorch float64 forward+backward+SGD (in-process, floor) | {torch_cell} | {torch_ratio} |"
+    )
+    lines += exact_stack_rows(symcnn, base_wall)
+    return lines
+
+
+STACK_TARGETS = {"check": 30, "render": 60}  # issue 13: at most this many times `import sympy`
+STACK_MEMORY = 1.5 * 2**20  # KiB: at most 1.5 GiB
+
+
+def exact_stack_rows(symcnn: list[str], base_wall: float) -> list[str]:
+    """`symcnn check lenet-like` and `render lenet-like --format markdown` (the exact engine, every cell's
+    value; render adds the summary document), timed once each after the baseline, with peak memory."""
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = {
+            "check": [*symcnn, "check", "lenet-like"],
+            "render": [*symcnn, "render", "lenet-like", "--format", "markdown", "--out", tmp],
+        }
+        for key, command in commands.items():
+            elapsed, rss = timed(command, CAP)
+            target = STACK_TARGETS[key]
+            ratio_text = "—" if elapsed is None else f"{elapsed / base_wall:.1f}×"
+            met = elapsed is not None and elapsed / base_wall <= target and rss <= STACK_MEMORY
+            lines.append(
+                f"| `symcnn {' '.join(command[len(symcnn) : len(symcnn) + 2])}`"
+                + (" --format markdown" if key == "render" else "")
+                + f" | {fmt(elapsed, CAP)}, peak {rss / 2**20:.2f} GiB | {ratio_text} "
+                f"(target ≤ {target}×, ≤ 1.5 GiB: {'met' if met else 'NOT met'}) |"
+            )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the two smallest configurations")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--stacks", action="store_true", help="only the network-stack rows (lenet-like, two-conv)")
     parser.add_argument(
         "--cap", type=float, default=CAP, help=f"seconds allowed per symcnn command (default {CAP:.0f})"
     )
@@ -231,11 +363,16 @@ def main() -> None:
     cap = args.cap
     configs = CONFIGS[:2] if args.quick else CONFIGS
     symcnn = [sys.executable, "-m", "symcnn"]
+    if args.stacks:
+        print("\n".join(stack_rows(symcnn)))
+        return
     import_sympy = statistics.median(timed([sys.executable, "-c", "import sympy"], 60)[0] for _ in range(5))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         targets = small_targets(symcnn, tmp)
         print("done: small targets", file=sys.stderr)
+        stacks = stack_rows(symcnn)
+        print("done: stacks", file=sys.stderr)
         for name, size, channels, filters, kernel, pool, classes in configs:
             data = scenario(size, channels, filters, kernel, pool, classes)
             path = Path(tmp) / f"{data['name']}.json"
@@ -278,11 +415,13 @@ def main() -> None:
             print("| " + " | ".join(cells) + " |")
         print("\n" + TARGETS + "\n")
         print("\n".join(targets))
+        print("\n" + "\n".join(stacks))
     else:
         print(f"{machine}; import sympy {import_sympy:.3f} s")
         for cells in [header, *lines]:
             print("  ".join(cells))
         print("\n".join(targets))
+        print("\n".join(stacks))
 
 
 if __name__ == "__main__":

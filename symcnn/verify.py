@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .display import Displayable
-from .errors import ScenarioError
+from .errors import ScenarioError, VerificationError
 from .scenario.model import Scenario, parse_path
 
-TEXT_KEYS = {"iteration", "sample", "label", "after", "scenario", "classes", "kind", "name"}
+TEXT_KEYS = {"iteration", "sample", "label", "after", "scenario", "classes", "kind", "name", "step"}
 
 
 @dataclass(frozen=True)
@@ -140,16 +140,20 @@ def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12, thorough: bool 
     """Derive with SymPy, compute with NumPy, compare every value, audit claims. ``thorough`` also builds
     every cell's own SymPy expression and confirms that it evaluates to the layer rule's value."""
     from .engine.exact import derive
+    from .engine.legacy_layers import LegacyLayers
     from .engine.numeric import run
     from .engine.stack_cells import derive_stack
 
     numeric = run(sc).to_dict()
     claims = audit_claims(sc, numeric)  # bad claim paths fail before the slow part
     derivation = None if sc.is_stack else derive(sc)
-    stack = derive_stack(sc)  # every scenario: the per-layer keys and dL/dx (for stacks, everything)
-    if thorough:
-        for _ in (*(derivation.quantities() if derivation else ()), *stack.quantities()):
-            pass  # each one raises VerificationError unless it agrees
+    # the per-layer keys and dL/dx: a stack's own derivation; a legacy scenario's groups under their new paths
+    stack = derive_stack(sc) if sc.is_stack else LegacyLayers(derivation)
+    if thorough:  # every cell's own expression; the layer walker re-derives a legacy scenario cell by cell too
+        every = (derivation.quantities(), derive_stack(sc).quantities()) if derivation else (stack.quantities(),)
+        for quantities in every:
+            for _ in quantities:
+                pass  # each one raises VerificationError unless it agrees
     counts: dict[str, int] = defaultdict(int)
     diffs: dict[str, float] = defaultdict(float)
     bad: dict[str, list] = defaultdict(list)
@@ -194,6 +198,20 @@ def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12, thorough: bool 
     exact_at = derivation.value_at if derivation else dict(stack.numbers()).__getitem__
     claims = tuple(ClaimResult(c.at, c.printed, float(exact_at(c.at)), c.tol, c.note) for c in claims)
     return Report(sc, groups, claims, tuple(missing), rtol, atol, derivation or stack, stack, numeric)
+
+
+def checked(sc: Scenario, where: str = "") -> Report:
+    """``check(sc)`` where SymPy and NumPy must agree on every value (as before writing a document): else a
+    VerificationError naming the first value that differs, after ``where`` (e.g. the scenario's name)."""
+    report = check(sc)
+    if report.mismatches or report.missing:
+        first = report.mismatches[0][0] if report.mismatches else report.missing[0]
+        raise VerificationError(
+            f"{where}{first}: SymPy and NumPy disagree (and {len(report.mismatches) + len(report.missing) - 1} more); "
+            "`symcnn check` shows the table. A value exactly at a ReLU kink or a max-pool tie in exact "
+            "arithmetic but not in floating point does this."
+        )
+    return report
 
 
 def records_of(numeric: dict):

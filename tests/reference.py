@@ -18,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["reference_run", "forward", "backward", "pool_geometry"]
+__all__ = [
+    "reference_run",
+    "reference_stack_run",
+    "conv_input_gradient_scatter",
+    "stack_spec",
+    "forward",
+    "backward",
+    "pool_geometry",
+]
 
 
 # ----------------------------------------------------------------------------- settings
@@ -35,8 +43,8 @@ def _activation_spec(activation: Any) -> tuple[str, float]:
     """(kind, slope); slope only matters for leaky_relu."""
     if activation is None:
         return "relu", 0.0
-    if isinstance(activation, str):
-        return activation, 0.0
+    if isinstance(activation, str):  # `leaky_relu` alone means slope 0.01 (the contract)
+        return activation, 0.01 if activation == "leaky_relu" else 0.0
     kind = activation["kind"]
     return kind, float(activation.get("slope", 0.01)) if kind == "leaky_relu" else 0.0
 
@@ -302,16 +310,44 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
     def filters_as_given(array: np.ndarray) -> list:
         return [_tolist(array[k, 0]) if filter_ndims[k] == 2 else _tolist(array[k]) for k in range(array.shape[0])]
 
+    optimizer = training.get("optimizer", "sgd")
+    optimizer = {"kind": optimizer} if isinstance(optimizer, str) else dict(optimizer)
+    buffers: dict = {}  # per parameter tensor: PyTorch's momentum_buffer / exp_avg, exp_avg_sq
+    count = 0
+
+    def optimizer_step(name: str, p: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """torch.optim.SGD (dampening 0) / torch.optim.Adam (amsgrad off), as PyTorch's for-loop code
+        writes them: the first momentum buffer is a copy of g; Adam divides sqrt(v) by sqrt(1 - beta2^t)."""
+        kind = optimizer["kind"]
+        if kind == "sgd":
+            return p - eta * g
+        if kind == "momentum":
+            mu = float(optimizer.get("momentum", 0.9))
+            buf = g.copy() if name not in buffers else mu * buffers[name]["velocity"] + g
+            buffers[name] = {"velocity": buf}
+            direction = g + mu * buf if optimizer.get("nesterov", False) else buf
+            return p - eta * direction
+        beta1, beta2 = (float(v) for v in optimizer.get("betas", (0.9, 0.999)))
+        eps = float(optimizer.get("eps", 1e-8))
+        old = buffers.get(name, {"m": np.zeros_like(p), "v": np.zeros_like(p)})
+        m = old["m"] + (1 - beta1) * (g - old["m"])  # torch's lerp_
+        v = beta2 * old["v"] + (1 - beta2) * g * g
+        buffers[name] = {"m": m, "v": v}
+        step_size = eta / (1 - beta1**count)
+        denom = np.sqrt(v) / math.sqrt(1 - beta2**count) + eps
+        return p - step_size * m / denom
+
     def apply_update(dW, dB, dw, db) -> None:
-        nonlocal W, B, w, b
-        W = W - eta * dW
-        B = B - eta * dB
+        nonlocal W, B, w, b, count
+        count += 1
+        W = optimizer_step("dense_weights", W, dW)
+        B = optimizer_step("dense_biases", B, dB)
         if update_filters:
-            w = w - eta * dw
-            b = b - eta * db
+            w = optimizer_step("filters", w, dw)
+            b = optimizer_step("filter_biases", b, db)
 
     def snapshot(iteration: int, after: str | None) -> dict:
-        return {
+        record = {
             "iteration": iteration,
             "after": after,
             "dense_weights": _tolist(W),
@@ -319,6 +355,12 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
             "filters": filters_as_given(w),
             "filter_biases": _tolist(b),
         }
+        if "optimizer" in training:
+            record["step"] = count
+        for name, state in buffers.items():
+            for key, value in state.items():
+                record[f"{key}_{name}"] = filters_as_given(value) if name == "filters" else _tolist(value)
+        return record
 
     steps: list[dict] = []
     updates: list[dict] = []
@@ -368,4 +410,259 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
         fwd = forward(x, w, b, W, B, classes.index(label), settings)
         final.append({"sample": name, "logits": _tolist(fwd["s"]), "probs": _tolist(fwd["p"]), "loss": float(fwd["L"])})
 
+    return {"scenario": scenario["name"], "classes": classes, "steps": steps, "updates": updates, "final": final}
+
+
+# ============================================================================= network stacks
+#
+# The contract's "Network stacks (`layers`)" section, again from the contract only: a list of layers
+# applied in order, each with a forward pass and a backward pass written as explicit loops. The input
+# gradient of a conv layer is scattered cell by cell (each output cell sends g * w back onto the padded
+# window it read), which is a different route from the "full correlation with the flipped filter" the
+# engine documents; tests/test_stacks.py checks that rule separately.
+
+
+def stack_spec(scenario: dict) -> list[dict]:
+    """The scenario's layers as plain dicts {kind, name, ...}, default names applied (kind + count).
+    The legacy keys mean [conv, activation, pool, dense], a missing or `none` pool left out."""
+    if "layers" in scenario:
+        items = [next(iter(item.items())) for item in scenario["layers"]]
+    else:
+        items = [("conv", scenario["conv"]), ("activation", scenario.get("activation", "relu"))]
+        pool = scenario.get("pool", "none")
+        if pool not in (None, "none") and pool.get("kind") != "none":
+            items.append(("pool", pool))
+        items.append(("dense", scenario["dense"]))
+    counts: dict[str, int] = {}
+    out = []
+    for kind, body in items:
+        counts[kind] = counts.get(kind, 0) + 1
+        name = body.get("name") if isinstance(body, dict) else None
+        layer = {"kind": kind, "name": name or f"{kind}{counts[kind]}"}
+        if kind == "conv":
+            ndims = [np.array(f["weights"], dtype=np.float64).ndim for f in body["filters"]]
+            layer.update(
+                stride=int(body.get("stride", 1)),
+                padding=int(body.get("padding", 0)),
+                ndims=ndims,
+                w=np.array([_as_chw(f["weights"]) for f in body["filters"]]),
+                b=np.array([float(f.get("bias", 0.0)) for f in body["filters"]]),
+            )
+        elif kind == "activation":
+            layer["activation"] = _activation_spec(body)
+        elif kind == "pool":
+            layer["pool"] = body
+        else:
+            layer.update(w=np.array(body["weights"], dtype=np.float64), b=np.array(body["biases"], dtype=np.float64))
+        out.append(layer)
+    return out
+
+
+def conv_input_gradient_scatter(
+    g: np.ndarray, w: np.ndarray, stride: int, padding: int, shape: tuple[int, int, int]
+) -> np.ndarray:
+    """dL/dx (C x H x W) of a conv layer by the chain rule itself: output cell (k, i, j) read
+    x_padded[c, i*stride + u, j*stride + v] with weight w[k, c, u, v]."""
+    channels, height, width = shape
+    n_filters, _, kh, kw = w.shape
+    dxp = np.zeros((channels, height + 2 * padding, width + 2 * padding))
+    for k in range(n_filters):
+        for i in range(g.shape[1]):
+            for j in range(g.shape[2]):
+                for c in range(channels):
+                    for u in range(kh):
+                        for v in range(kw):
+                            dxp[c, i * stride + u, j * stride + v] += g[k, i, j] * w[k, c, u, v]
+    dx = np.zeros(shape)
+    for c in range(channels):
+        for r in range(height):
+            for q in range(width):
+                dx[c, r, q] = dxp[c, r + padding, q + padding]
+    return dx
+
+
+def _stack_forward(layers: list[dict], params: list, x: np.ndarray) -> tuple[list[dict], np.ndarray]:
+    records, h = [], x
+    for layer, p in zip(layers, params):
+        rec: dict = {"input": h}
+        if layer["kind"] == "conv":
+            xp = _pad(h, layer["padding"])
+            out, magnitude = _conv(xp, p[0], p[1], layer["stride"])
+            rec.update(xp=xp, magnitude=magnitude)
+        elif layer["kind"] == "activation":
+            out = _activate(h, *layer["activation"])
+        elif layer["kind"] == "pool":
+            geometry = pool_geometry(layer["pool"], h.shape[1], h.shape[2])
+            out, rec["routes"] = _pool_forward(h, geometry)
+        else:
+            f = h.reshape(-1)  # channel-major, then row-major (C order)
+            W, B = p
+            out = np.zeros(W.shape[0])
+            magnitude = np.zeros(W.shape[0])
+            for r in range(W.shape[0]):
+                total, size = 0.0, abs(B[r])
+                for n in range(W.shape[1]):
+                    total += W[r, n] * f[n]
+                    size += abs(W[r, n] * f[n])
+                out[r] = total + B[r]
+                magnitude[r] = size
+            rec.update(f=f, magnitude=magnitude)
+        rec["output"] = out
+        records.append(rec)
+        h = out
+    return records, h
+
+
+def _stack_backward(layers: list[dict], params: list, records: list[dict], g: np.ndarray) -> np.ndarray:
+    for layer, p, rec in zip(reversed(layers), reversed(params), reversed(records)):
+        rec["grad_output"] = g
+        h = rec["input"]
+        if layer["kind"] == "conv":
+            w, stride, xp = p[0], layer["stride"], rec["xp"]
+            n_filters, channels, kh, kw = w.shape
+            dw, db = np.zeros_like(w), np.zeros(n_filters)
+            for k in range(n_filters):
+                for i in range(g.shape[1]):
+                    for j in range(g.shape[2]):
+                        db[k] += g[k, i, j]
+                        for c in range(channels):
+                            for u in range(kh):
+                                for v in range(kw):
+                                    dw[k, c, u, v] += g[k, i, j] * xp[c, i * stride + u, j * stride + v]
+            rec["grads"] = (dw, db)
+            g = conv_input_gradient_scatter(g, w, stride, layer["padding"], h.shape)
+        elif layer["kind"] == "activation":
+            g = g * _activation_derivative(h, rec["output"], *layer["activation"])
+            rec["grads"] = None
+        elif layer["kind"] == "pool":
+            dh = np.zeros_like(h)
+            for out_cell, targets in rec["routes"]:
+                for cell, share in targets:
+                    dh[cell] += share * g[out_cell]
+            g, rec["grads"] = dh, None
+        else:
+            W, f = p[0], rec["f"]
+            dW = np.zeros_like(W)
+            df = np.zeros(W.shape[1])
+            for r in range(W.shape[0]):
+                for n in range(W.shape[1]):
+                    dW[r, n] = g[r] * f[n]
+                    df[n] += W[r, n] * g[r]
+            rec["grads"] = (dW, g.copy())
+            g = df.reshape(h.shape)
+    return g
+
+
+def _weights_as_given(layer: dict, w: np.ndarray) -> Any:
+    if layer["kind"] == "dense":
+        return _tolist(w)
+    return [_tolist(w[k, 0]) if layer["ndims"][k] == 2 else _tolist(w[k]) for k in range(w.shape[0])]
+
+
+def reference_stack_run(scenario: dict, magnitudes: bool = False) -> dict:
+    """The contract's per-layer keys of `symcnn values` for any stack (legacy keys included):
+    steps[].layers[], grad_input, logits, probs, loss, grad_logits; updates[].layers[]; final[].layers[].
+
+    With magnitudes=True each step's conv and dense entries carry "magnitude": per output cell the sum
+    of the absolute values of its terms (the scale of its rounding error), to spot kinks and ties that
+    rounding decides."""
+    classes = list(scenario["classes"])
+    layers = stack_spec(scenario)
+    training = scenario["training"]
+    eta = float(training["learning_rate"])
+    mode = training.get("update", "per_sample")
+    update_filters = bool(training.get("update_filters", False))
+    params = [(layer["w"].copy(), layer["b"].copy()) if "w" in layer else None for layer in layers]
+    learns = [layer["kind"] == "dense" or (layer["kind"] == "conv" and update_filters) for layer in layers]
+    samples = [
+        (spec["name"], spec["label"], _as_chw(spec["pixels"]), np.array(spec["pixels"]).ndim)
+        for spec in scenario["inputs"]
+    ]
+
+    def one(x: np.ndarray, label: str, backward: bool) -> dict:
+        records, s = _stack_forward(layers, params, x)
+        p, log_sum_exp = _log_softmax_parts(s)
+        y = classes.index(label)
+        out = {"records": records, "logits": s, "probs": p, "loss": float(log_sum_exp - s[y])}
+        if backward:
+            g = p.copy()
+            g[y] -= 1.0
+            out["grad_logits"] = g
+            out["grad_input"] = _stack_backward(layers, params, records, g)
+        return out
+
+    def entries(records: list[dict], backward: bool) -> list[dict]:
+        result = []
+        for layer, rec in zip(layers, records):
+            entry = {"kind": layer["kind"], "name": layer["name"], "output": _tolist(rec["output"])}
+            if backward:
+                entry["grad_output"] = _tolist(rec["grad_output"])
+                if rec["grads"] is not None:
+                    entry["grad_weights"] = _weights_as_given(layer, rec["grads"][0])
+                    entry["grad_biases"] = _tolist(rec["grads"][1])
+            if magnitudes and "magnitude" in rec:
+                entry["magnitude"] = _tolist(rec["magnitude"])
+            result.append(entry)
+        return result
+
+    def step(grads: list, scale: float) -> None:
+        for n, (g, learn) in enumerate(zip(grads, learns)):
+            if g is not None and learn:
+                params[n] = (params[n][0] - eta * scale * g[0], params[n][1] - eta * scale * g[1])
+
+    def snapshot(iteration: int, after: str | None) -> dict:
+        return {
+            "iteration": iteration,
+            "after": after,
+            "layers": [
+                {"name": layer["name"], "weights": _weights_as_given(layer, p[0]), "biases": _tolist(p[1])}
+                for layer, p, learn in zip(layers, params, learns)
+                if learn
+            ],
+        }
+
+    steps, updates = [], []
+    for iteration in range(1, int(training.get("iterations", 1)) + 1):
+        total = None
+        for name, label, x, ndim in samples:
+            values = one(x, label, True)
+            dx = values["grad_input"]
+            steps.append(
+                {
+                    "iteration": iteration,
+                    "sample": name,
+                    "label": label,
+                    "layers": entries(values["records"], True),
+                    "grad_input": _tolist(dx[0] if ndim == 2 else dx),
+                    "logits": _tolist(values["logits"]),
+                    "probs": _tolist(values["probs"]),
+                    "loss": values["loss"],
+                    "grad_logits": _tolist(values["grad_logits"]),
+                }
+            )
+            grads = [rec["grads"] for rec in values["records"]]
+            if mode == "per_sample":
+                step(grads, 1.0)
+                updates.append(snapshot(iteration, name))
+            else:
+                total = (
+                    grads
+                    if total is None
+                    else [None if g is None else (t[0] + g[0], t[1] + g[1]) for t, g in zip(total, grads)]
+                )
+        if mode != "per_sample":
+            step(total, 1.0 / len(samples) if mode == "batch_mean" else 1.0)
+            updates.append(snapshot(iteration, None))
+    final = []
+    for name, label, x, _ in samples:
+        values = one(x, label, False)
+        final.append(
+            {
+                "sample": name,
+                "layers": entries(values["records"], False),
+                "logits": _tolist(values["logits"]),
+                "probs": _tolist(values["probs"]),
+                "loss": values["loss"],
+            }
+        )
     return {"scenario": scenario["name"], "classes": classes, "steps": steps, "updates": updates, "final": final}

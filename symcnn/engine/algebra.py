@@ -35,9 +35,14 @@ class Quantity:
         return substitute(self.general, {symbol: to_sympy(value) for symbol, value in self.env.items()})
 
 
+def decimal(number: float) -> Fraction:
+    """A decimal as written, exactly: 0.7 -> 7/10 (as a Fraction, for the exact engine's arrays)."""
+    return Fraction(repr(float(number)))
+
+
 def exact(number: float) -> sympy.Rational:
     """A decimal as written becomes an exact Rational: 0.7 -> 7/10."""
-    return Rational(repr(float(number)))
+    return Rational(decimal(number))
 
 
 def to_sympy(value) -> sympy.Expr:
@@ -103,6 +108,12 @@ def _evaluate(expr, env):
         if isinstance(power, Fraction) and power.denominator == 1:
             return base ** int(power)
         return mpmath.power(base, power)
+    return _evaluate_other(expr, env)
+
+
+def _evaluate_other(expr, env):
+    """Our own nodes (Sub, MaxOf), Piecewise and exp/log/tanh; anything else through SymPy."""
+    args = expr.args
     if isinstance(expr, Sub):
         a, b = _evaluate(args[0], env), _evaluate(args[1], env)
         if isinstance(a, Fraction) and isinstance(b, mpmath.mpf):  # mpmath cannot take a Fraction on the left
