@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -61,6 +62,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     sc = loaded(args)
     from .rendering.formats import render_to_dir
 
+    if args.compare_optimizers:
+        sc = dataclasses.replace(sc, display={**sc.display, "compare_optimizers": True})
     written = render_to_dir(
         sc,
         args.format,
@@ -200,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="show exact non-terminating values as fractions (1/3) instead of rounded decimals",
+    )
+    p.add_argument(
+        "--compare-optimizers",
+        action="store_true",
+        help="add a section training the same scenario with SGD, momentum and Adam, side by side",
     )
     p.add_argument(
         "--force", action="store_true", help=FORCE_HELP + "; also write a --detail full document of hundreds of pages"
