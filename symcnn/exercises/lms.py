@@ -37,6 +37,7 @@ KIND_SLUGS = {  # the question category's name after its id: q3-logit
     "loss": "loss",
     "grad_dense_weights": "weight-gradient",
     "dense_weights": "updated-weight",
+    "optimizer_state": "optimizer-state",
     "layer_conv": "conv",
     "layer_pool": "pooling",
     "layer_activation": "activation",
