@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from markupsafe import Markup
 
-from .. import escape
+import symcnn.escape as escape
+
 from ..document.model import Document
 from ..errors import RenderError
 from ..rendering import drawing

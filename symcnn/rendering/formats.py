@@ -14,7 +14,8 @@ from pathlib import Path
 
 import jinja2
 
-from .. import escape
+import symcnn.escape as escape
+
 from ..document.model import Document, Matrix, Settings
 from ..document.numbers import format_number
 from ..errors import PartialFailure, RenderError, SymcnnError, UsageError
