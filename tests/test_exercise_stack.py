@@ -308,3 +308,20 @@ def test_pdf_sheets_of_a_stack_compile(tmp_path):
     )
     for name in ("variant-01/student.pdf", "variant-01/solution.pdf", "key.pdf", "class.pdf"):
         assert (out / name).read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.parametrize(
+    "optimizer", [{"kind": "momentum", "momentum": 0.9, "nesterov": True}, {"kind": "adam", "betas": [0.8, 0.9]}]
+)
+def test_a_variant_keeps_the_optimizer_and_its_key_is_its_values(optimizer, tmp_path):
+    data = read_source("two-conv")[0]
+    data["training"] = {**data["training"], "optimizer": optimizer, "iterations": 2}
+    source = tmp_path / "opt.yaml"
+    source.write_text(yaml.safe_dump(data), encoding="utf-8")
+    variant = draw_variant(load(str(source)), 5, 1)
+    assert variant.scenario.training.optimizer == load(str(source)).training.optimizer
+    written = tmp_path / "variant.yaml"
+    written.write_text(scenario_yaml(variant), encoding="utf-8")
+    values = run(load(str(written))).to_dict()
+    for q in choose_questions(variant):
+        assert q.value == lookup(values, q.path)

@@ -34,6 +34,7 @@ from .variants import (
     pixel_kind,
     plain,
     saturated,
+    training_data,
 )
 
 
@@ -162,12 +163,7 @@ def scenario_data(sc: Scenario, numbers: dict, seed: int, index: int, difficulty
             for x, p in zip(sc.inputs, plain(numbers["pixels"]))
         ],
         "layers": layer_data(sc, numbers),
-        "training": {
-            "learning_rate": sc.training.learning_rate,
-            "iterations": sc.training.iterations,
-            "update": sc.training.update,
-            "update_filters": sc.training.update_filters,
-        },
+        "training": training_data(sc),
         "display": dict(sc.display),
     }
 
