@@ -323,5 +323,26 @@ def test_a_variant_keeps_the_optimizer_and_its_key_is_its_values(optimizer, tmp_
     written = tmp_path / "variant.yaml"
     written.write_text(scenario_yaml(variant), encoding="utf-8")
     values = run(load(str(written))).to_dict()
-    for q in choose_questions(variant):
+    questions = choose_questions(variant)
+    for q in questions:
         assert q.value == lookup(values, q.path)
+    # the state of the weight asked about and the weight itself after the second update
+    weight = questions[7].path.split(".weights")[1]
+    states = ["velocity"] if optimizer["kind"] == "momentum" else ["m", "v"]
+    assert [q.path for q in questions[8:]] == [
+        *(f"updates[1].layers[0].state.{state}{weight}" for state in states),
+        f"updates[1].layers[0].weights{weight}",
+    ]
+    report = checked(variant.scenario)
+    doc = solution_document(report, variant, questions, Settings.from_display(sc_display(variant)))
+    shown = [b for b in sections_of(doc)["questions"].blocks if b.kind == "equation"]
+    for q, eq in zip(questions, shown, strict=True):
+        quantity = report.derivation.quantity_at(q.path)
+        assert eq.lhs == quantity.symbol and eq.general is not None
+        assert float(evaluate(quantity.general, quantity.env)) == pytest.approx(q.value, rel=1e-12, abs=1e-15)
+    marked = [b for s in doc.sections if s.key == "it1-bar-h-update" for b in s.blocks if b.kind == "text"]
+    assert sum(b.text.startswith("» Question") for b in marked) == len(questions) - 8
+
+
+def sc_display(variant):
+    return variant.scenario.display

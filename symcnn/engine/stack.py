@@ -108,6 +108,8 @@ class StackDerivation(Displayable):  # Jupyter shows the worked solution (symcnn
         if key != "layers":
             return record.groups[key][tuple(index)]
         m, key, *index = index
+        if key == "state":  # an optimizer's state: the group of ``state.m`` and so on
+            key, *index = f"state.{index[0]}", *index[1:]
         group = record.layers[m][key]
         if group.values.ndim == len(index) + 1:  # a kh x kw filter's gradient: the JSON has no channel index
             index = [index[0], 0, *index[1:]]

@@ -151,6 +151,7 @@ def choose_stack_questions(variant: Variant) -> list[Question]:
         )
     )
 
+    asked += optimizer_questions(variant, learning.index(n), index, weight)
     questions = []
     for number, (kind, path, s, u, text) in enumerate(asked, start=1):
         value = float(lookup(values, path))
@@ -176,3 +177,33 @@ def update_text(variant: Variant) -> str:
         return f"after the update that follows image {variant.trace.steps[0].sample} ({rate})"
     mode = "mean" if sc.training.update == "batch_mean" else "sum"
     return f"after the batch update of pass 1 (the {mode} of all images' gradients, {rate})"
+
+
+STATE_TEXT = {
+    "velocity": "the momentum buffer (velocity) b_t",
+    "m": "Adam's first moment m_t",
+    "v": "Adam's second moment v_t",
+}
+
+
+def optimizer_questions(variant: Variant, m: int, index: tuple[int, ...], weight: str) -> list[tuple]:
+    """Momentum or Adam with two updates or more: the state of the weight asked about after the second
+    update (the velocity, or m_t and v_t) and the weight itself after it."""
+    sc = variant.scenario
+    optimizer = sc.training.optimizer
+    if optimizer.kind == "sgd" or len(variant.trace.updates) < 2:
+        return []
+    if optimizer.kind == "momentum":
+        how = f"momentum {optimizer.momentum:g}" + (", Nesterov" if optimizer.nesterov else "")
+        states = ["velocity"]
+    else:
+        how = f"Adam, betas {optimizer.betas[0]:g} and {optimizer.betas[1]:g}, eps {optimizer.eps:g}"
+        states = ["m", "v"]
+    when = f"after the second update ({how}, learning rate {sc.training.learning_rate:g})"
+    at = f"updates[1].layers[{m}]"
+    asked = [
+        ("layer_state", f"{at}.state.{state}{index_path(index)}", None, 1, f"{STATE_TEXT[state]} of {weight} {when}.")
+        for state in states
+    ]
+    text = f"{weight[0].upper()}{weight[1:]} {when}."
+    return asked + [("layer_weights", f"{at}.weights{index_path(index)}", None, 1, text)]
