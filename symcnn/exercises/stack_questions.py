@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine.numeric import learns
 from ..verify import lookup
 from .questions import QUESTION_STREAM, Question, cell_text, pick, tolerance
 from .variants import Variant
@@ -136,7 +137,7 @@ def choose_stack_questions(variant: Variant) -> list[Question]:
         )
     )
     # 8. an updated weight: the one just asked about when it learns, else a weight of the last dense layer
-    learning = [m for m, layer in enumerate(layers) if layer.layer == "dense" or sc.training.update_filters]
+    learning = [m for m, layer in enumerate(layers) if learns(sc, layer)]
     if n not in learning:
         n = len(layers) - 1
         index = pick(rng, array(f"steps[0].layers[{n}].grad_weights"), lambda v: v != 0)
@@ -151,7 +152,7 @@ def choose_stack_questions(variant: Variant) -> list[Question]:
         )
     )
 
-    asked += optimizer_questions(variant, learning.index(n), index, weight)
+    asked += optimizer_questions(variant, rng, n, learning.index(n), index)
     questions = []
     for number, (kind, path, s, u, text) in enumerate(asked, start=1):
         value = float(lookup(values, path))
@@ -179,6 +180,7 @@ def update_text(variant: Variant) -> str:
     return f"after the batch update of pass 1 (the {mode} of all images' gradients, {rate})"
 
 
+NOISE = 1e-12  # a gradient this small is rounding noise of an exact 0 (the engine counts it as 0)
 STATE_TEXT = {
     "velocity": "the momentum buffer (velocity) b_t",
     "m": "Adam's first moment m_t",
@@ -186,13 +188,32 @@ STATE_TEXT = {
 }
 
 
-def optimizer_questions(variant: Variant, m: int, index: tuple[int, ...], weight: str) -> list[tuple]:
-    """Momentum or Adam with two updates or more: the state of the weight asked about after the second
-    update (the velocity, or m_t and v_t) and the weight itself after it."""
-    sc = variant.scenario
+def optimizer_questions(variant: Variant, rng, n: int, m: int, index: tuple[int, ...]) -> list[tuple]:
+    """Momentum or Adam with two updates or more: a weight's state after the second update (the velocity,
+    or m_t and v_t) and the weight itself after it. The weight is the one asked about before when the
+    second update's gradient of it is not 0, else one whose gradients of both updates are not 0."""
+    sc, trace = variant.scenario, variant.trace
     optimizer = sc.training.optimizer
-    if optimizer.kind == "sgd" or len(variant.trace.updates) < 2:
+    if optimizer.kind == "sgd" or len(trace.updates) < 2:
         return []
+    batch = 1 if sc.training.update == "per_sample" else len(sc.inputs)
+
+    def moved(n: int) -> np.ndarray:  # the weights that both updates' gradients move
+        first, second = (
+            sum(
+                np.asarray(s.layers[n]["grad_weights"], dtype=np.float64)
+                for s in trace.steps[k * batch : (k + 1) * batch]
+            )
+            for k in (0, 1)
+        )
+        return (np.abs(first) > NOISE) & (np.abs(second) > NOISE)
+
+    if not moved(n)[index]:  # else a weight of the same layer that moves, else one of the last layer
+        if not moved(n).any():
+            m += sum(1 for k in range(n + 1, len(sc.layers)) if learns(sc, sc.layers[k]))
+            n = len(sc.layers) - 1
+        index = pick(rng, moved(n), bool)
+    weight = weight_text(sc, n, index)
     if optimizer.kind == "momentum":
         how = f"momentum {optimizer.momentum:g}" + (", Nesterov" if optimizer.nesterov else "")
         states = ["velocity"]
