@@ -21,9 +21,10 @@ from symcnn.engine.numeric import run
 from symcnn.engine.stack_cells import derive_stack
 from symcnn.exercises.batch import scenario_yaml
 from symcnn.exercises.lms import number_text
-from symcnn.exercises.questions import choose_questions, tolerance
+from symcnn.exercises.questions import tolerance
 from symcnn.exercises.sheets import solution_document, student_document
-from symcnn.exercises.variants import draw_variant
+from symcnn.exercises.stack_questions import choose_any_questions
+from symcnn.exercises.stack_variants import draw_any_variant
 from symcnn.scenario.sources import load, read_source
 from symcnn.verify import checked, lookup
 
@@ -159,8 +160,8 @@ def sections_of(doc) -> dict:
 def test_the_solution_derives_each_answer_and_marks_it(batch):
     entry = key_of(batch)["variants"]["2"]
     sc = load(str(batch / entry["file"]))
-    variant = draw_variant(load("two-conv"), 1, 2)
-    questions = choose_questions(variant)
+    variant = draw_any_variant(load("two-conv"), 1, 2)
+    questions = choose_any_questions(variant)
     assert [q.path for q in questions] == [q["path"] for q in entry["questions"].values()]
     report = checked(variant.scenario)
     stack = derive_stack(sc)  # a derivation of its own, from the written file
@@ -195,12 +196,12 @@ def test_the_solution_derives_each_answer_and_marks_it(batch):
 
 def test_the_seed_alone_decides_each_variant(batch):
     base = load("two-conv")
-    again = draw_variant(base, 1, 3)
+    again = draw_any_variant(base, 1, 3)
     assert scenario_yaml(again) == (batch / "variant-03/scenario.yaml").read_text()
-    assert [q.key_entry() for q in choose_questions(again)] == list(
+    assert [q.key_entry() for q in choose_any_questions(again)] == list(
         key_of(batch)["variants"]["3"]["questions"].values()
     )
-    assert draw_variant(base, 2, 3).data != again.data
+    assert draw_any_variant(base, 2, 3).data != again.data
 
 
 def test_the_structure_is_kept_and_the_numbers_are_new(batch):
@@ -224,7 +225,7 @@ def test_the_structure_is_kept_and_the_numbers_are_new(batch):
 
 @pytest.mark.parametrize(("seed", "index", "difficulty"), [(0, 1, "easy"), (7, 40, "easy"), (123456, 3, "medium")])
 def test_easy_stack_variants_are_exact_to_two_decimals_and_not_degenerate(seed, index, difficulty):
-    sc = draw_variant(load("two-conv"), seed, index, difficulty).scenario
+    sc = draw_any_variant(load("two-conv"), seed, index, difficulty).scenario
     for layer in sc.layers:
         if layer.layer == "conv":
             assert all(Fraction(repr(float(v))).denominator == 1 for f in layer.filters for v in f.weights.flat)
@@ -318,12 +319,12 @@ def test_a_variant_keeps_the_optimizer_and_its_key_is_its_values(optimizer, tmp_
     data["training"] = {**data["training"], "optimizer": optimizer, "iterations": 2}
     source = tmp_path / "opt.yaml"
     source.write_text(yaml.safe_dump(data), encoding="utf-8")
-    variant = draw_variant(load(str(source)), 3, 1)  # Adam: the second sample's conv gradients are all 0
+    variant = draw_any_variant(load(str(source)), 3, 1)  # Adam: the second sample's conv gradients are all 0
     assert variant.scenario.training.optimizer == load(str(source)).training.optimizer
     written = tmp_path / "variant.yaml"
     written.write_text(scenario_yaml(variant), encoding="utf-8")
     values = run(load(str(written))).to_dict()
-    questions = choose_questions(variant)
+    questions = choose_any_questions(variant)
     for q in questions:
         assert q.value == lookup(values, q.path)
     # the state of the weight asked about and the weight itself after the second update

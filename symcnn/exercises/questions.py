@@ -87,10 +87,6 @@ def pick(rng: np.random.Generator, array: np.ndarray, prefer) -> tuple[int, ...]
 def choose_questions(variant: Variant) -> list[Question]:
     """Seven questions along one forward and backward pass: a conv cell, an activation or pooling
     value, a logit, a probability, the loss, one dense-weight gradient and one updated weight."""
-    if variant.scenario.is_stack:
-        from .stack_questions import choose_stack_questions  # it builds on this module
-
-        return choose_stack_questions(variant)
     sc, trace = variant.scenario, variant.trace
     rng = np.random.default_rng([variant.seed, variant.index, QUESTION_STREAM])
     # filters that learn change after the first sample: then every question is about the first one

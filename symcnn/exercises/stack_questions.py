@@ -20,7 +20,7 @@ import numpy as np
 
 from ..engine.numeric import learns
 from ..verify import lookup
-from .questions import QUESTION_STREAM, Question, cell_text, pick, tolerance
+from .questions import QUESTION_STREAM, Question, cell_text, choose_questions, pick, tolerance
 from .variants import Variant
 
 
@@ -228,3 +228,9 @@ def optimizer_questions(variant: Variant, rng, n: int, m: int, index: tuple[int,
     ]
     text = f"{weight[0].upper()}{weight[1:]} {when}."
     return asked + [("layer_weights", f"{at}.weights{index_path(index)}", None, 1, text)]
+
+
+def choose_any_questions(variant: Variant) -> list[Question]:
+    """The questions of any variant: a `layers` stack's chosen here, the legacy keys' by
+    ``questions.choose_questions`` (this module builds on that one, so the choice is made here)."""
+    return (choose_stack_questions if variant.scenario.is_stack else choose_questions)(variant)

@@ -32,6 +32,7 @@ from .variants import (
     Grid,
     Level,
     Variant,
+    draw_variant,
     pixel_kind,
     plain,
     saturated,
@@ -212,3 +213,9 @@ def draw_stack_variant(sc: Scenario, seed: int, index: int, difficulty: str = "e
         f"({seen[common]} of {MAX_DRAWS}). Try another --difficulty"
         + (f", or keep them with exercise: {{allow: [{common}]}}" if common != "decimals" else ""),
     )
+
+
+def draw_any_variant(sc: Scenario, seed: int, index: int, difficulty: str = "easy") -> Variant:
+    """A variant of any scenario: a `layers` stack's drawn here, the legacy keys' by ``variants.draw_variant``
+    (this module builds on that one, so the choice is made here)."""
+    return (draw_stack_variant if sc.is_stack else draw_variant)(sc, seed, index, difficulty)

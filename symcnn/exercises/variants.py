@@ -283,10 +283,6 @@ def draw_variant(sc: Scenario, seed: int, index: int, difficulty: str = "easy") 
     degenerate: first images and filters until the feature maps are good, then the dense layer until
     no probability saturates (a few dense draws per set of maps, smaller weights if they all saturate,
     then new maps)."""
-    if sc.is_stack:
-        from .stack_variants import draw_stack_variant  # it builds on this module
-
-        return draw_stack_variant(sc, seed, index, difficulty)
     level = LEVELS[difficulty]
     rng = np.random.default_rng([seed, index])
     seen: dict[str, int] = {}
