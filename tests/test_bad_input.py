@@ -186,7 +186,12 @@ CASES = [
         check=True,
     ),
     case("yaml-unhashable-key", raw("key.yaml", "? [a, b]\n: 1\n"), FILE, "invalid YAML: found unhashable key"),
-    case("yaml-nested-too-deeply", raw("deep.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n"), FILE, "nested too deeply"),
+    # LibYAML's C parser (used where PyYAML has it) reads the nesting; the pure-Python one runs out of stack
+    case(
+        "yaml-nested-too-deeply",
+        raw("deep.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n"),
+        *(("a", "unknown key") if yaml.__with_libyaml__ else (FILE, "nested too deeply")),
+    ),
     case("json-syntax", raw("broken.json", '{"classes": ["cat", "dog"],}'), FILE, "invalid JSON", check=True),
     case("json-duplicate-key", raw("dup.json", DUPLICATE_JSON), FILE, "duplicate key 'classes'"),
     case("json-nested-too-deeply", raw("deep.json", "[" * DEEP + "]" * DEEP), FILE, "nested too deeply"),
@@ -210,7 +215,8 @@ CASES = [
         "unknown-builtin",
         literal("four-imagez"),
         "four-imagez",
-        "no such file or built-in scenario (built-ins: four-images, lenet-like, mnist-like, two-conv, zebra-cat)",
+        "no such file or built-in scenario "
+        "(built-ins: four-images, lenet-like, mnist-like, two-conv, zebra-cat, zebra-cat-adam)",
         check=True,
     ),
     # --- non-finite and non-numeric numbers

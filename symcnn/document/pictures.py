@@ -12,6 +12,7 @@ from ..errors import VerificationError
 from .layout import chart_top, heatmap
 from .model import Chart, Figure
 from .numbers import plain_number
+from .optimizer_text import optimizer_name
 
 
 class Illustrator:
@@ -115,4 +116,7 @@ class Illustrator:
             Chart("probability of the label", ticks, tuple(probs), 1.0),
             Chart("loss", ticks, tuple(losses), top),
         )
-        return Figure("summary-curves", "Each sample's probability of its label and its loss, pass by pass.", panels)
+        caption = "Each sample's probability of its label and its loss, pass by pass"
+        if sc.training.optimizer.kind != "sgd":
+            caption += f", trained with {optimizer_name(sc.training.optimizer)}"
+        return Figure("summary-curves", caption + ".", panels)

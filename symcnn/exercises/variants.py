@@ -270,11 +270,8 @@ def training_data(sc: Scenario) -> dict:
         "update": t.update,
         "update_filters": t.update_filters,
     }
-    o = t.optimizer
-    if o.kind == "momentum":
-        data["optimizer"] = {"kind": "momentum", "momentum": o.momentum, "nesterov": o.nesterov}
-    elif o.kind == "adam":
-        data["optimizer"] = {"kind": "adam", "betas": list(o.betas), "eps": o.eps}
+    if t.optimizer.kind != "sgd":
+        data["optimizer"] = t.optimizer.as_spec()
     return data
 
 
