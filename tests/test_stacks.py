@@ -9,6 +9,7 @@ gradient with the filter rotated by 180 degrees.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -1078,3 +1079,147 @@ def test_two_conv_is_hand_sized_and_not_degenerate() -> None:
     for step, final in zip(values["steps"], values["final"]):
         label = values["classes"].index(step["label"])
         assert final["probs"][label] > step["probs"][label]
+
+
+# ============================================================================= sympy.diff of the composed loss
+
+TINY = {
+    "name": "tiny-two-conv",
+    "classes": ["a", "b"],
+    "inputs": [
+        {
+            "name": "x",
+            "label": "b",
+            "pixels": [[0.1, 0.9, 0.4, 0.2], [0.7, 0.3, 0.8, 0.6], [0.5, 0.2, 0.9, 0.1], [0.3, 0.6, 0.4, 0.7]],
+        }
+    ],
+    "layers": [
+        {
+            "conv": {
+                "stride": 2,
+                "padding": 1,
+                "filters": [
+                    {"name": "A", "weights": [[0.5, -0.3], [0.2, 0.8]], "bias": 0.1},
+                    {"name": "B", "weights": [[-0.4, 0.6], [0.9, -0.2]], "bias": -0.05},
+                ],
+            }
+        },
+        {"activation": "relu"},
+        {
+            "conv": {
+                "filters": [
+                    {"name": "P", "weights": [[[0.3, -0.6], [0.7, 0.2]], [[-0.5, 0.4], [0.1, 0.6]]], "bias": 0.02}
+                ]
+            }
+        },
+        {"activation": "relu"},
+        {"pool": {"kind": "max", "size": 2}},
+        {"dense": {"weights": [[0.8], [-0.6], [0.3]], "biases": [0.1, 0.0, -0.2]}},
+        {"activation": "tanh"},
+        {"dense": {"weights": [[0.5, -0.7, 0.2], [-0.3, 0.4, 0.9]], "biases": [0.05, -0.05]}},
+    ],
+    "training": {"learning_rate": 0.1, "update_filters": True},
+}
+
+
+def test_sympy_diff_of_the_composed_loss_of_a_tiny_two_conv_stack_is_the_chain_rule() -> None:
+    """The whole loss as one SymPy expression of the pixels and every parameter, differentiated by
+    sympy.diff and evaluated at the scenario's exact values: every gradient of the engine, grad_input
+    included. ReLU and the max of two are SymPy functions whose derivative is the step function (the
+    values keep away from kinks and ties, where it is defined by convention); the max pool is a max of
+    maxes of two."""
+    sympy = pytest.importorskip("sympy")
+    assert not degenerate(TINY, reference_stack_run(TINY), 0.01)
+    values: dict = {}
+
+    def symbols(prefix: str, data) -> np.ndarray:
+        array = np.array(data, dtype=object)
+        out = np.empty(array.shape, dtype=object)
+        for index in np.ndindex(array.shape):
+            s = sympy.Symbol(prefix + "_".join(map(str, index)))
+            values[s] = sympy.Rational(str(array[index]))
+            out[index] = s
+        return out
+
+    def conv(x, w, b, stride, padding):
+        x = np.pad(x, ((0, 0), (padding, padding), (padding, padding)), constant_values=sympy.Integer(0))
+        k, _, kh, kw = w.shape
+        oh, ow = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
+        z = np.empty((k, oh, ow), dtype=object)
+        for f, i, j in np.ndindex(z.shape):
+            window = x[:, i * stride : i * stride + kh, j * stride : j * stride + kw]
+            z[f, i, j] = sum((window * w[f]).ravel()) + b[f]
+        return z
+
+    layers = TINY["layers"]
+    params = {
+        "x": symbols("x", [TINY["inputs"][0]["pixels"]]),
+        "w1": symbols("w1_", [[f["weights"]] for f in layers[0]["conv"]["filters"]]),
+        "b1": symbols("b1_", [f["bias"] for f in layers[0]["conv"]["filters"]]),
+        "w2": symbols("w2_", [f["weights"] for f in layers[2]["conv"]["filters"]]),
+        "b2": symbols("b2_", [f["bias"] for f in layers[2]["conv"]["filters"]]),
+        "W1": symbols("W1_", layers[5]["dense"]["weights"]),
+        "B1": symbols("B1_", layers[5]["dense"]["biases"]),
+        "W2": symbols("W2_", layers[7]["dense"]["weights"]),
+        "B2": symbols("B2_", layers[7]["dense"]["biases"]),
+    }
+
+    class Step(sympy.Function):
+        @classmethod
+        def eval(cls, t):
+            return (sympy.Integer(1) if t > 0 else sympy.Integer(0)) if t.is_Number else None
+
+    class Relu(sympy.Function):
+        @classmethod
+        def eval(cls, t):
+            return (t if t > 0 else sympy.Integer(0)) if t.is_Number else None
+
+        def fdiff(self, argindex=1):
+            return Step(self.args[0])
+
+    class Max2(sympy.Function):
+        @classmethod
+        def eval(cls, a, b):
+            return (a if a >= b else b) if a.is_Number and b.is_Number else None
+
+        def fdiff(self, argindex=1):
+            a, b = self.args
+            return Step(a - b) if argindex == 1 else 1 - Step(a - b)
+
+    relu = np.vectorize(Relu, otypes=[object])
+
+    def composed_loss(x, w1, b1, w2, b2, W1, B1, W2, B2):
+        a1 = relu(conv(x, w1, b1, 2, 1))
+        a2 = relu(conv(a1, w2, b2, 1, 0))
+        pooled = [functools.reduce(Max2, a2[0].ravel())]  # the 2x2 max pool of the 2x2 map
+        hidden = [sympy.tanh(W1[r, 0] * pooled[0] + B1[r]) for r in range(3)]
+        logits = [sum(W2[c, n] * hidden[n] for n in range(3)) + B2[c] for c in range(2)]
+        return sympy.log(sum(sympy.exp(o) for o in logits)) - logits[1]
+
+    def loss_in(free=None):
+        """The composed loss with every symbol but ``free`` at its value: a function of ``free`` alone."""
+        at = np.vectorize(lambda t: t if t == free else values[t], otypes=[object])
+        return composed_loss(**{name: at(array) for name, array in params.items()})
+
+    def gradient(name: str) -> np.ndarray:
+        array = params[name]
+        out = [float(sympy.diff(loss_in(s), s).xreplace({s: values[s]}).evalf(30)) for s in array.ravel()]
+        return np.array(out).reshape(array.shape)
+
+    step = engine_values(TINY)["steps"][0]
+    assert step["loss"] == pytest.approx(float(loss_in().evalf(30)), rel=1e-12)
+    entries = step["layers"]
+    checks = [
+        (step["grad_input"], gradient("x")[0]),
+        (entries[0]["grad_weights"], gradient("w1")[:, 0]),
+        (entries[0]["grad_biases"], gradient("b1")),
+        (entries[2]["grad_weights"], gradient("w2")),
+        (entries[2]["grad_biases"], gradient("b2")),
+        (entries[5]["grad_weights"], gradient("W1")),
+        (entries[5]["grad_biases"], gradient("B1")),
+        (entries[7]["grad_weights"], gradient("W2")),
+        (entries[7]["grad_biases"], gradient("B2")),
+    ]
+    for actual, expected in checks:
+        np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-14)
+    assert np.count_nonzero(step["grad_input"]) >= 8 and np.count_nonzero(entries[0]["grad_weights"]) >= 4
