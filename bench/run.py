@@ -320,6 +320,34 @@ def stack_rows(symcnn: list[str]) -> list[str]:
     lines.append(
         f"| lenet-like: PyTorch float64 forward+backward+SGD (in-process, floor) | {torch_cell} | {torch_ratio} |"
     )
+    lines += exact_stack_rows(symcnn, base_wall)
+    return lines
+
+
+STACK_TARGETS = {"check": 30, "render": 60}  # issue 13: at most this many times `import sympy`
+STACK_MEMORY = 1.5 * 2**20  # KiB: at most 1.5 GiB
+
+
+def exact_stack_rows(symcnn: list[str], base_wall: float) -> list[str]:
+    """`symcnn check lenet-like` and `render lenet-like --format markdown` (the exact engine, every cell's
+    value; render adds the summary document), timed once each after the baseline, with peak memory."""
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = {
+            "check": [*symcnn, "check", "lenet-like"],
+            "render": [*symcnn, "render", "lenet-like", "--format", "markdown", "--out", tmp],
+        }
+        for key, command in commands.items():
+            elapsed, rss = timed(command, CAP)
+            target = STACK_TARGETS[key]
+            ratio_text = "—" if elapsed is None else f"{elapsed / base_wall:.1f}×"
+            met = elapsed is not None and elapsed / base_wall <= target and rss <= STACK_MEMORY
+            lines.append(
+                f"| `symcnn {' '.join(command[len(symcnn) : len(symcnn) + 2])}`"
+                + (" --format markdown" if key == "render" else "")
+                + f" | {fmt(elapsed, CAP)}, peak {rss / 2**20:.2f} GiB | {ratio_text} "
+                f"(target ≤ {target}×, ≤ 1.5 GiB: {'met' if met else 'NOT met'}) |"
+            )
     return lines
 
 

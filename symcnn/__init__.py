@@ -83,11 +83,18 @@ def run(scenario) -> Trace:
 def derive(scenario):
     """Every value of the run from SymPy's layer rules over exact numbers; each cell as a SymPy quantity
     (symbol, general form, numbers substituted, value) when asked for, e.g.
-    ``derive(sc).steps[0].groups["conv"][0, 1, 1]``."""
-    from .engine.exact import derive as _derive
+    ``derive(sc).steps[0].groups["conv"][0, 1, 1]``; for a `layers` stack, per layer:
+    ``derive(sc).steps[0].layers[3]["grad_output"][0, 1, 1]``."""
     from .scenario.sources import load
 
-    return _derive(load(scenario))
+    sc = load(scenario)
+    if sc.is_stack:
+        from .engine.stack_cells import derive_stack
+
+        return derive_stack(sc)
+    from .engine.exact import derive as _derive
+
+    return _derive(sc)
 
 
 def check(scenario, thorough: bool = False):

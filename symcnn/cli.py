@@ -65,13 +65,17 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
-    """Render every built-in scenario in every format into OUT/<name>/ (what output/ holds)."""
+    """Render every built-in scenario in every format into OUT/<name>/, and an example exercise batch with
+    its LMS question banks into OUT/exercises/ (what output/ holds)."""
+    from .exercises.batch import EXAMPLE_BATCH, write_exercises
     from .rendering.formats import have_tex, render_examples, tex_fix
 
     pdf = not args.no_pdf and have_tex()
     if not args.no_pdf and not pdf:
         print(f"warning: no latexmk/pdflatex, PDFs skipped ({tex_fix()})", file=sys.stderr)
     for path in render_examples(args.out, pdf=pdf):
+        print(path)
+    for path in write_exercises(out=os.path.join(args.out, "exercises"), **EXAMPLE_BATCH):
         print(path)
     return 0
 

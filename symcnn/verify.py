@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .display import Displayable
-from .errors import ScenarioError
+from .errors import ScenarioError, VerificationError
 from .scenario.model import Scenario, parse_path
 
-TEXT_KEYS = {"iteration", "sample", "label", "after", "scenario", "classes", "kind", "name"}
+TEXT_KEYS = {"iteration", "sample", "label", "after", "scenario", "classes", "kind", "name", "step"}
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,20 @@ def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12, thorough: bool 
     exact_at = derivation.value_at if derivation else dict(stack.numbers()).__getitem__
     claims = tuple(ClaimResult(c.at, c.printed, float(exact_at(c.at)), c.tol, c.note) for c in claims)
     return Report(sc, groups, claims, tuple(missing), rtol, atol, derivation or stack, stack)
+
+
+def checked(sc: Scenario, where: str = "") -> Report:
+    """``check(sc)`` where SymPy and NumPy must agree on every value (as before writing a document): else a
+    VerificationError naming the first value that differs, after ``where`` (e.g. the scenario's name)."""
+    report = check(sc)
+    if report.mismatches or report.missing:
+        first = report.mismatches[0][0] if report.mismatches else report.missing[0]
+        raise VerificationError(
+            f"{where}{first}: SymPy and NumPy disagree (and {len(report.mismatches) + len(report.missing) - 1} more); "
+            "`symcnn check` shows the table. A value exactly at a ReLU kink or a max-pool tie in exact "
+            "arithmetic but not in floating point does this."
+        )
+    return report
 
 
 def records_of(numeric: dict):

@@ -310,16 +310,44 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
     def filters_as_given(array: np.ndarray) -> list:
         return [_tolist(array[k, 0]) if filter_ndims[k] == 2 else _tolist(array[k]) for k in range(array.shape[0])]
 
+    optimizer = training.get("optimizer", "sgd")
+    optimizer = {"kind": optimizer} if isinstance(optimizer, str) else dict(optimizer)
+    buffers: dict = {}  # per parameter tensor: PyTorch's momentum_buffer / exp_avg, exp_avg_sq
+    count = 0
+
+    def optimizer_step(name: str, p: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """torch.optim.SGD (dampening 0) / torch.optim.Adam (amsgrad off), as PyTorch's for-loop code
+        writes them: the first momentum buffer is a copy of g; Adam divides sqrt(v) by sqrt(1 - beta2^t)."""
+        kind = optimizer["kind"]
+        if kind == "sgd":
+            return p - eta * g
+        if kind == "momentum":
+            mu = float(optimizer.get("momentum", 0.9))
+            buf = g.copy() if name not in buffers else mu * buffers[name]["velocity"] + g
+            buffers[name] = {"velocity": buf}
+            direction = g + mu * buf if optimizer.get("nesterov", False) else buf
+            return p - eta * direction
+        beta1, beta2 = (float(v) for v in optimizer.get("betas", (0.9, 0.999)))
+        eps = float(optimizer.get("eps", 1e-8))
+        old = buffers.get(name, {"m": np.zeros_like(p), "v": np.zeros_like(p)})
+        m = old["m"] + (1 - beta1) * (g - old["m"])  # torch's lerp_
+        v = beta2 * old["v"] + (1 - beta2) * g * g
+        buffers[name] = {"m": m, "v": v}
+        step_size = eta / (1 - beta1**count)
+        denom = np.sqrt(v) / math.sqrt(1 - beta2**count) + eps
+        return p - step_size * m / denom
+
     def apply_update(dW, dB, dw, db) -> None:
-        nonlocal W, B, w, b
-        W = W - eta * dW
-        B = B - eta * dB
+        nonlocal W, B, w, b, count
+        count += 1
+        W = optimizer_step("dense_weights", W, dW)
+        B = optimizer_step("dense_biases", B, dB)
         if update_filters:
-            w = w - eta * dw
-            b = b - eta * db
+            w = optimizer_step("filters", w, dw)
+            b = optimizer_step("filter_biases", b, db)
 
     def snapshot(iteration: int, after: str | None) -> dict:
-        return {
+        record = {
             "iteration": iteration,
             "after": after,
             "dense_weights": _tolist(W),
@@ -327,6 +355,12 @@ def reference_run(scenario: dict, conv_magnitudes: bool = False) -> dict:
             "filters": filters_as_given(w),
             "filter_biases": _tolist(b),
         }
+        if "optimizer" in training:
+            record["step"] = count
+        for name, state in buffers.items():
+            for key, value in state.items():
+                record[f"{key}_{name}"] = filters_as_given(value) if name == "filters" else _tolist(value)
+        return record
 
     steps: list[dict] = []
     updates: list[dict] = []

@@ -19,7 +19,8 @@ from symcnn.scenario.sources import read_source
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTINS = ("four-images", "zebra-cat")
-TEXT_KEYS = {"scenario", "classes", "iteration", "sample", "label", "after"}
+# step: the optimizer step t, an int
+TEXT_KEYS = {"scenario", "classes", "iteration", "sample", "label", "after", "step"}
 TOTAL = re.compile(r"^total\s+(\d+)\s+\S+\s+all agree\b", re.MULTILINE)
 CLAIMS_HELD = re.compile(r"^(\d+) of (\d+) claims hold$", re.MULTILINE)
 

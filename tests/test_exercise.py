@@ -18,15 +18,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from symcnn.cli import main
+from symcnn.document.model import Settings
 from symcnn.engine.exact import derive
 from symcnn.engine.numeric import run
 from symcnn.errors import ScenarioError
 from symcnn.exercises.questions import choose_questions, tolerance
-from symcnn.exercises.sheets import checked_report, settings_for, solution_document, student_document
+from symcnn.exercises.sheets import solution_document, student_document
 from symcnn.exercises.variants import LEVELS, draw_variant
 from symcnn.rendering import formats as rendering
 from symcnn.scenario.sources import load, read_source
-from symcnn.verify import check, lookup
+from symcnn.verify import check, checked, lookup
 
 BUILTINS = ("four-images", "zebra-cat")
 HAVE_TEX = shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
@@ -114,8 +115,8 @@ def test_latex_sheets_are_deterministic():
     for _ in range(2):
         variant = draw_variant(load("zebra-cat"), 5, 2)
         questions = choose_questions(variant)
-        report = checked_report(variant.scenario)
-        settings = settings_for(variant.scenario)
+        report = checked(variant.scenario)
+        settings = Settings.from_display(variant.scenario.display)
         docs = [sheet(report, variant, questions, settings) for sheet in (student_document, solution_document)]
         texts.append([rendering.render_text(doc, "latex") for doc in docs])
     assert texts[0] == texts[1]

@@ -2,7 +2,7 @@
 
 Tiers, lowest first; a module may import its own tier and the tiers below it, never above:
 
-    leaves     errors, escape, progress, display, version, scenario.checks
+    leaves     errors, escape, progress, display, version, system, scenario.checks
     layers     symcnn/layers/: one module per layer kind and their registry
     scenario   model, sources, digits (scenario.model parses each layer through symcnn.layers)
     engine     numeric, exact, algebra, notation
@@ -10,7 +10,7 @@ Tiers, lowest first; a module may import its own tier and the tiers below it, ne
     document   model, numbers, builder, pictures, layout
     rendering  templates, printers, one module per format
     exercises  batch, variants, questions, sheets, grading
-    top        jupyter, testing, cli, __init__, __main__
+    top        jupyter, testing, doctor, cli, __init__, __main__
 
 Narrower than its tier: a layer module sees only the errors and the scenario checks; the document model
 sees only the engine's algebra (the vocabulary of quantities), not an engine.
@@ -32,6 +32,7 @@ TIERS = {
         "symcnn.progress",
         "symcnn.display",
         "symcnn.version",
+        "symcnn.system",
         "symcnn.scenario.checks",
     ),
     "layers": ("symcnn.layers",),
@@ -41,7 +42,7 @@ TIERS = {
     "document": ("symcnn.document",),
     "rendering": ("symcnn.rendering",),
     "exercises": ("symcnn.exercises",),
-    "top": ("symcnn.jupyter", "symcnn.testing", "symcnn.cli", "symcnn.__main__", "symcnn"),
+    "top": ("symcnn.jupyter", "symcnn.testing", "symcnn.doctor", "symcnn.cli", "symcnn.__main__", "symcnn"),
 }
 ORDER = list(TIERS)
 LEAVES = TIERS["leaves"]
@@ -85,8 +86,15 @@ def within(name: str, prefix: str) -> bool:
 
 
 def tier(name: str) -> str:
-    """The tier of the longest prefix that names ``name`` (scenario.checks is a leaf, scenario.model not)."""
-    best = max(((len(p), t) for t, prefixes in TIERS.items() for p in prefixes if within(name, p)), default=None)
+    """The tier of the longest prefix that names ``name`` (scenario.checks is a leaf, scenario.model not);
+    "symcnn" names the package's __init__ alone, so that a new top-level module must be placed here."""
+    places = [
+        (len(p), t)
+        for t, prefixes in TIERS.items()
+        for p in prefixes
+        if name == p or (p != "symcnn" and within(name, p))
+    ]
+    best = max(places, default=None)
     assert best is not None, f"{name} is in no tier: place it in TIERS in {__file__}"
     return best[1]
 
@@ -142,6 +150,8 @@ def test_imports_point_down_the_tiers():
 def test_every_module_has_a_tier():
     for name in modules():
         tier(name)
+    with pytest.raises(AssertionError, match="symcnn.newcomer is in no tier"):
+        tier("symcnn.newcomer")
 
 
 # the checker itself: each rule can fail

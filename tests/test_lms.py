@@ -40,7 +40,7 @@ def hostile_scenario(folder: Path) -> Path:
     )
     data.pop("claims", None)
     data["title"] = f"Title {HOSTILE}\n\n::injected::{{#1}}\n"
-    data["classes"] = [f"zebra {HOSTILE}", "cat ]]> {y}"]
+    data["classes"] = [f"zebra {HOSTILE}", "cat ]]> {1:NUMERICAL:=5}{#1}"]
     for x, name in zip(data["inputs"], ("zebra", "cat")):
         x["name"] = f"{name} <b>{{~=#:}}"
         x["label"] = data["classes"][0] if name == "zebra" else data["classes"][1]
@@ -101,10 +101,38 @@ def moodle_questions(folder: Path) -> list[tuple[str, ET.Element]]:
         assert q.tag == "question"
         if q.get("type") == "category":
             category = q.findtext("category/text")
-        else:
-            assert q.get("type") == "numerical"
+        elif q.get("type") == "numerical":
             out.append((category, q))
+        else:
+            assert (q.get("type"), category.rsplit("/", 1)[1]) == ("cloze", "sheet")
     return out
+
+
+# Moodle's qtype_multianswer regexes (question/type/multianswer/questiontype.php: ANSWER_REGEX and the
+# numerical alternative), PCRE's alternation look-behind written as three for Python
+NUMBER = r"-?(?:(?:[0-9]+[.,]?[0-9]*|[.,][0-9]+)(?:[eE][-+]?[0-9]+)?)"
+TYPES = r"NUMERICAL|NM|MULTICHOICE|MC|MULTICHOICE_V|MCV|MULTICHOICE_H|MCH|SHORTANSWER|SA|MW|SHORTANSWER_C|SAC|MWC"
+ALTERNATIVE = r"(?:=|%-?[0-9]+(?:[.,][0-9]*)?%)?(?:.+?(?<!\\)(?<!&)(?<!&amp;)(?=[~#}]|$))(?:#(?:.*?(?<!\\)(?=[~}]|$)))?"
+CLOZE_ANSWER = re.compile(
+    r"\{(?P<norm>[0-9]*):(?P<type>" + TYPES + r"):(?P<alternatives>" + ALTERNATIVE + r"(?:~" + ALTERNATIVE + r")*)\}",
+    re.S,
+)
+
+
+def cloze_answers(html: str) -> list[tuple[str, str, str]]:
+    """(type, value, tolerance) of each embedded answer, found as Moodle finds them."""
+    out = []
+    for match in CLOZE_ANSWER.finditer(html):
+        assert (match["norm"], match["type"]) == ("1", "NUMERICAL"), match.group(0)
+        numeric = re.fullmatch(f"=({NUMBER})(?::({NUMBER}))?", match["alternatives"])
+        assert numeric, match.group(0)
+        out.append((match["type"], numeric[1], numeric[2]))
+    return out
+
+
+def cloze_questions(folder: Path) -> list[ET.Element]:
+    root = ET.parse(folder / "moodle.xml").getroot()
+    return root.findall("question[@type='cloze']")
 
 
 def test_moodle_has_a_category_per_question_and_a_question_per_variant(batch):
@@ -172,7 +200,7 @@ def test_moodle_has_what_import_numerical_reads(batch):
 def test_moodle_xml_uses_cdata_for_html(batch):
     text = (batch / "moodle.xml").read_text(encoding="utf-8")
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<quiz>')
-    assert text.count('<questiontext format="html">\n      <text><![CDATA[') == 21
+    assert text.count('<questiontext format="html">\n      <text><![CDATA[') == 21 + 3  # and a cloze per variant
 
 
 def test_hostile_names_survive_moodle_escaped(hostile):
@@ -182,8 +210,8 @@ def test_hostile_names_survive_moodle_escaped(hostile):
     assert "<script>" not in html and "<b>" not in html and "</text>" not in html
     body = ET.fromstring(f"<body>{html}</body>")  # a well-formed fragment
     shown = "".join(body.itertext())
-    assert f"Classes: zebra {HOSTILE}, cat ]]> {{y}}." in shown  # the names' own text, all there
-    assert "Image cat <b>{~=#:} (label cat ]]> {y}):" in shown
+    assert f"Classes: zebra {HOSTILE}, cat ]]> {{1:NUMERICAL:=5}}{{#1}}." in shown  # the names' own text, all there
+    assert "Image cat <b>{~=#:} (label cat ]]> {1:NUMERICAL:=5}{#1}):" in shown
     assert {e.tag for e in body.iter()} <= {"body", "div", "p", "img", "em", "strong", "table", "tr", "td", "th"}
     assert "\\text{edge }\\lt\\text{/text}\\gt" in shown  # in maths: < and > as symbols, never raw
     key = key_of(hostile)
@@ -193,6 +221,29 @@ def test_hostile_names_survive_moodle_escaped(hostile):
         item = key["variants"][number]["questions"][qid]
         assert float(q.findtext("answer/text")) == item["value"]
         assert HOSTILE.replace("<script>&", "") not in category  # category paths are built from slugs only
+    for q in cloze_questions(hostile):  # a name such as {1:NUMERICAL:=5} or {#1} forms no answer
+        html = q.findtext("questiontext/text")
+        assert len(cloze_answers(html)) == 7 and "{#" not in html
+        shown = "".join(ET.fromstring(f"<body>{html}</body>").itertext())
+        assert "cat ]]> {1:NUMERICAL:=5}{#1}" in shown  # the name, decoded, as a reader sees it
+
+
+def test_moodle_cloze_holds_each_variants_sheet_with_the_keys_answers(batch):
+    key = key_of(batch)
+    clozes = cloze_questions(batch)
+    assert [q.findtext("name/text") for q in clozes] == [f"four-images-seed5-easy variant {n} sheet" for n in (1, 2, 3)]
+    for number, q in zip(("1", "2", "3"), clozes):
+        html = q.findtext("questiontext/text")
+        found = cloze_answers(html)
+        expected = key["variants"][number]["questions"]
+        assert len(found) == len(expected) == 7
+        for (_, value, tol), item in zip(found, expected.values()):
+            assert (float(value), float(tol)) == (item["value"], item["tol"])
+        assert "{#" not in html and html.count("{") == 7  # only the answers use braces: the maths' are references
+        assert "\\begin&#123;bmatrix&#125;" in html
+        assert {f.get("name") for f in q.findall("questiontext/file")} == set(
+            re.findall(r"@@PLUGINFILE@@/([^\"]+)", html)
+        )
 
 
 def test_cdata_cannot_be_closed_by_its_content():
@@ -288,8 +339,8 @@ def test_hostile_names_survive_gift_escaped(hostile):
         assert float(q["value"]) == item["value"] and float(q["tol"]) == item["tol"]
     body = ET.fromstring(f"<body>{questions[0]['html']}</body>")
     shown = "".join(body.itertext())
-    assert f"Classes: zebra {HOSTILE}, cat ]]> {{y}}." in shown
-    assert "Image cat <b>{~=#:} (label cat ]]> {y}):" in shown
+    assert f"Classes: zebra {HOSTILE}, cat ]]> {{1:NUMERICAL:=5}}{{#1}}." in shown
+    assert "Image cat <b>{~=#:} (label cat ]]> {1:NUMERICAL:=5}{#1}):" in shown
 
 
 def test_gift_escapes_as_moodles_writer():
@@ -376,7 +427,7 @@ def test_hostile_names_survive_qti_escaped(hostile):
             assert exact == key["variants"][number]["questions"][qid]["value"]
     mattext = next(sections[0].iter(f"{QTI}mattext")).text
     shown = "".join(ET.fromstring(f"<body>{mattext}</body>").itertext())
-    assert f"Classes: zebra {HOSTILE}, cat ]]> {{y}}." in shown
+    assert f"Classes: zebra {HOSTILE}, cat ]]> {{1:NUMERICAL:=5}}{{#1}}." in shown
 
 
 def test_same_seed_same_qti_and_gift_bytes(batch, tmp_path):
@@ -390,3 +441,20 @@ def test_unknown_format_is_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: --format: unknown 'blackboard'") and err.count("\n") == 1
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_the_committed_example_batch_is_fresh(tmp_path):
+    """output/exercises/ is what `symcnn examples` writes there now (seed 2026, 5 variants, every format)."""
+    from symcnn.exercises.batch import EXAMPLE_BATCH, write_exercises
+
+    write_exercises(out=tmp_path, jobs=2, **EXAMPLE_BATCH)
+    committed = Path(__file__).resolve().parents[1] / "output" / "exercises"
+
+    def listing(folder: Path) -> dict[str, bytes]:
+        return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    fresh, stored = listing(tmp_path), listing(committed)
+    assert sorted(fresh) == sorted(stored), "output/exercises/ is stale: run `symcnn examples --out output`"
+    stale = sorted(name for name in fresh if fresh[name] != stored[name])
+    assert not stale, f"output/exercises/ is stale ({', '.join(stale[:5])}): run `symcnn examples --out output`"
+    assert {"moodle.xml", "questions.gift", "qti.zip", "key.json"} <= set(fresh)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -60,7 +63,11 @@ def test_check_catches_a_wrong_numeric_value(monkeypatch, capsys):
     monkeypatch.setattr(numeric, "run", wrong)
     report = symcnn.check("four-images")
     assert not report.ok
-    assert [m[0] for m in report.mismatches] == ["steps[1].grad_dense_weights[0][3]"]
+    # the legacy key and the dense layer's entry are the same numbers: both are reported
+    assert [m[0] for m in report.mismatches] == [
+        "steps[1].grad_dense_weights[0][3]",
+        "steps[1].layers[2].grad_weights[0][3]",
+    ]
     assert cli.main(["check", "four-images"]) == 1
     assert "steps[1].grad_dense_weights[0][3]" in capsys.readouterr().out
 
@@ -71,3 +78,30 @@ def test_check_reports_a_failed_claim(four_images, tmp_path):
     assert not report.ok and not report.mismatches
     claim = report.claims[0]
     assert not claim.ok and np.isclose(claim.diff, 0.8 - 0.7858349830425586)
+
+
+# ---------------------------------------------------------------- the README's conv_backward example
+
+
+def readme_conv_backward_example() -> str:
+    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    start = text.index("### Check your own `conv_backward`")
+    return re.search(r"```python\n(.*?)```", text[start:], re.S).group(1)
+
+
+def test_readme_conv_backward_example_passes_with_a_correct_backward():
+    exec(compile(readme_conv_backward_example(), "README.md", "exec"), {})
+
+
+def test_readme_conv_backward_example_catches_a_wrongly_flipped_dx():
+    code = readme_conv_backward_example()
+    wrong = code.replace("dxp[window] += dout[k, i, j] * w[k]", "dxp[window] += dout[k, i, j] * w[k][:, ::-1, ::-1]")
+    assert wrong != code
+    with pytest.raises(AssertionError, match=r"steps\[0\]\.layers\[2\]\.grad_output\[0\]\[1\]\[0\]: 0\.0311"):
+        exec(compile(wrong, "README.md", "exec"), {})
+
+
+def test_readme_conv_backward_example_catches_a_wrong_dw():
+    code = readme_conv_backward_example().replace("dw[k] += dout[k, i, j] * xp[window]", "dw[k] += xp[window]")
+    with pytest.raises(AssertionError, match=r"steps\[0\]\.layers\[3\]\.grad_weights"):
+        exec(compile(code, "README.md", "exec"), {})

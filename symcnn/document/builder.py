@@ -10,15 +10,14 @@ from ..engine.exact import Deriver, StepDerivation, UpdateDerivation, activation
 from ..progress import progress
 from ..scenario.model import pool_window, winner_cell
 from ..verify import Report
+from .bookends import Bookends
 from .model import (
-    Cell,
     Derivative,
     Document,
     Figure,
     Formula,
     Section,
     Settings,
-    Table,
     Text,
     cells_to_show,
     conv_sum,
@@ -26,12 +25,14 @@ from .model import (
     matrices,
     relu_display,
 )
-from .names import ACTIVATION_NAMES, UPDATE_NAMES, WIDE_CLASSES, unique_slugs
-from .numbers import format_number
+from .names import ACTIVATION_NAMES, unique_slugs
 from .pictures import Illustrator
 
 
-class Builder:
+class Builder(Bookends):
+    """A checked derivation's worked solution: the bookends, and for each pass and sample its forward,
+    backward and update sections."""
+
     def __init__(self, report: Report, settings: Settings) -> None:
         self.report = report
         self.d = report.derivation
@@ -41,7 +42,6 @@ class Builder:
         self.deriver = Deriver(self.sc, self.N)
         self.filter_keys = unique_slugs(f.name for f in self.sc.conv.filters)
         self.pictures = Illustrator(self.d, settings.precision)
-        self.sample_keys = dict(zip((x.name for x in self.sc.inputs), unique_slugs(x.name for x in self.sc.inputs)))
 
     # ------------------------------------------------------------------ helpers
     def matrices(self, name, array: np.ndarray, marks=frozenset()) -> list:
@@ -59,51 +59,7 @@ class Builder:
                 general, env = display(q, index)
                 blocks.append(self.eq(q, general, env))
 
-    # ------------------------------------------------------------------ sections
-    def setup(self) -> Section:
-        sc, blocks = self.sc, []
-        blocks.append(Text(f"Classes: {', '.join(sc.classes)}."))
-        for x in sc.inputs:
-            blocks.append(Text(f"Image {x.name} (label {x.label}):"))
-            values = np.vectorize(exact, otypes=[object])(x.pixels)
-            for c in range(values.shape[0]):
-                blocks += self.matrices(self.N("input", None), values[c])
-        blocks.append(self.pictures.setup("images"))
-        for flt in sc.conv.filters:
-            blocks.append(Text(f"Filter {flt.name}, bias {self.plain_number(flt.bias)}:"))
-            values = np.vectorize(exact, otypes=[object])(flt.weights)
-            for c in range(values.shape[0]):
-                blocks += self.matrices(self.N("filter", flt.name), values[c])
-        blocks.append(self.pictures.setup("filters"))
-        blocks.append(Text("Dense layer weights (one row per class) and biases:"))
-        blocks += self.matrices(self.N("dense_weight", None), np.vectorize(exact, otypes=[object])(sc.dense.weights))
-        blocks += self.matrices(self.N("dense_bias", None), np.vectorize(exact, otypes=[object])(sc.dense.biases))
-        pool = sc.pool
-        pool_text = (
-            "no pooling"
-            if pool.kind == "none"
-            else (
-                f"global {pool.kind} pooling"
-                if pool.is_global
-                else f"{pool.kind} pooling, window {pool.size[0]}x{pool.size[1]}, "
-                f"stride {pool.stride[0]}x{pool.stride[1]}"
-            )
-        )
-        training = sc.training
-        blocks.append(
-            Text(
-                f"Convolution (cross-correlation) with stride {sc.conv.stride} and padding {sc.conv.padding}, "
-                f"{ACTIVATION_NAMES[sc.activation.kind]}, {pool_text}, {sc.n_features} features, softmax and "
-                f"cross-entropy loss. Learning rate {self.plain_number(training.learning_rate)}, "
-                f"{training.iterations} pass(es), parameters updated {UPDATE_NAMES[training.update]}; "
-                + ("filters learn too." if training.update_filters else "only the dense layer learns.")
-            )
-        )
-        return Section("Setup", "setup", blocks, 1)
-
-    def plain_number(self, number: float) -> str:
-        return format_number(exact(number), self.settings.precision)[0]
-
+    # ------------------------------------------------------------------ a pass's sections
     def forward(self, step: StepDerivation, key: str) -> list[Section]:
         g, sc, N = step.groups, self.sc, self.N
         sections = []
@@ -239,78 +195,18 @@ class Builder:
         after = f" after {update.after}" if update.after else f" after pass {update.iteration}"
         return Section(f"Update{after}", f"{key}-update", blocks)
 
-    def summary(self) -> Section:
-        """Probabilities and loss per pass and sample; with many classes (too wide for a page) the
-        predicted class and the probabilities of it and of the label instead of every class."""
-        sc, N = self.sc, self.N
-        wide = len(sc.classes) > WIDE_CLASSES
-        if wide:
-            columns = (Cell("predicted"), Cell("p(predicted)"), Cell("p(label)"))
-        else:
-            columns = tuple(Cell(N("prob", c), True) for c in sc.classes)
-        header = (Cell("pass"), Cell("sample"), Cell("label")) + columns + (Cell(N("loss"), True),)
-        rows = []
-        for step in (*self.d.steps, *self.d.final):
-            g = step.groups
-            probs = g["probs"].numbers()
-            if wide:
-                best = int(np.argmax(g["probs"].values.astype(float)))
-                label = sc.classes.index(step.label)
-                cells = (Cell(sc.classes[best]), Cell(probs[best], True), Cell(probs[label], True))
-            else:
-                cells = tuple(Cell(p, True) for p in probs)
-            when = "final" if step.iteration is None else str(step.iteration)
-            rows.append(
-                (Cell(when), Cell(step.sample), Cell(step.label)) + cells + (Cell(g["loss"].numbers().item(), True),)
-            )
-        return Section("Training summary", "summary", [Table(header, tuple(rows)), self.pictures.training()], 1)
-
-    def final(self) -> Section:
-        blocks = []
-        for step in self.d.final:
-            g = step.groups
-            best = self.sc.classes[int(np.argmax(g["probs"].values.astype(float)))]
-            blocks.append(Text(f"{step.sample} (label {step.label}): predicted {best}."))
-            blocks += [self.eq(q) for q in g["logits"]] + [self.eq(q) for q in g["probs"]]
-            blocks.append(self.eq(g["loss"].item()))
-        return Section("Final pass with the trained parameters", "final", blocks, 1)
-
-    def audit(self) -> Section | None:
-        claims = self.report.claims
-        if not claims:
-            return None
-        header = (Cell("value"), Cell("stated"), Cell("ours"), Cell("check"), Cell("reason"))
-        rows = []
-        for c in claims:
-            reason = (
-                f"within {c.tol:g} (differs by {c.diff:.2g})"
-                if c.ok
-                else f"differs by {c.diff:.3g}, more than {c.tol:g}"
-            )
-            rows.append(
-                (
-                    Cell(c.note or c.at),
-                    Cell(exact(c.printed), True),
-                    Cell(sympy.Float(c.ours), True),
-                    Cell("✓" if c.ok else "✗"),
-                    Cell(reason),
-                )
-            )
-        return Section("Audit of the stated numbers", "audit", [Table(header, tuple(rows))], 1)
-
     # ------------------------------------------------------------------ the whole
     def build(self) -> Document:
         sc, d = self.sc, self.d
         sections = [self.setup()]
         iterations = sorted({s.iteration for s in d.steps})
         shown = {"all": iterations, "first": iterations[:1], "last": iterations[-1:]}[self.settings.iterations]
-        passes = len(iterations) > 1
         bar = progress(sum(s.iteration in shown for s in d.steps) + 1, f"writing {sc.name}", unit="sample")
         for step in d.steps:
             if step.iteration not in shown:
                 continue
             bar.update()
-            key = (f"it{step.iteration}-" if passes else "") + self.sample_keys[step.sample]
+            key = section_key(d, step)
             title = f"Pass {step.iteration}, {step.sample} (label {step.label})"
             sections.append(Section(title, key, [], 1))
             sections += self.forward(step, key)
@@ -320,8 +216,8 @@ class Builder:
                 sections.append(self.update(update, key))
         for u in d.updates:
             if u.after is None and u.iteration in shown:
-                sections.append(Section(f"Pass {u.iteration}: batch update", f"it{u.iteration}-batch", [], 1))
-                sections.append(self.update(u, f"it{u.iteration}-batch"))
+                sections.append(Section(f"Pass {u.iteration}: batch update", section_key(d, u), [], 1))
+                sections.append(self.update(u, section_key(d, u)))
         sections += [self.summary(), self.final()]
         bar.close()
         audit = self.audit()
@@ -355,6 +251,17 @@ class Builder:
             held,
             len(report.claims),
         )
+
+
+def section_key(d, record: StepDerivation | UpdateDerivation) -> str:
+    """The key of a step's sections (``img1``; ``it2-img1`` when there are several passes), which an update
+    after that sample shares; a batch update's is ``it1-batch``."""
+    sample = record.sample if isinstance(record, StepDerivation) else record.after
+    if sample is None:
+        return f"it{record.iteration}-batch"
+    names = [x.name for x in d.scenario.inputs]
+    passes = len({s.iteration for s in d.steps}) > 1
+    return (f"it{record.iteration}-" if passes else "") + dict(zip(names, unique_slugs(names)))[sample]
 
 
 def build_document(report: Report, settings: Settings | None = None) -> Document:

@@ -42,6 +42,16 @@ class Settings:
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {', '.join(allowed)}")
 
+    @classmethod
+    def from_display(cls, display: dict, detail=None, precision=None, fractions=None, iterations="all") -> Settings:
+        """The options given, else the scenario's ``display`` hints, else summary, 3 decimals, decimals."""
+        return cls(
+            detail=detail or display.get("detail", "summary"),
+            precision=precision if precision is not None else display.get("precision", 3),
+            fractions=fractions if fractions is not None else display.get("fractions", False),
+            iterations=iterations,
+        )
+
 
 @dataclass(frozen=True)
 class Equation:

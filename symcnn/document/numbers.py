@@ -54,3 +54,8 @@ def _plain(number: Decimal, strip: bool = False) -> str:
     if strip and "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if strip and text.lstrip("-").strip("0.") == "" else text
+
+
+def plain_number(value, precision: int) -> str:
+    """A number in the document's prose and picture captions, as the printers write it."""
+    return format_number(value, precision)[0]

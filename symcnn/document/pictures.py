@@ -11,11 +11,7 @@ from ..engine.exact import Derivation, StepDerivation
 from ..errors import VerificationError
 from .layout import chart_top, heatmap
 from .model import Chart, Figure
-from .numbers import format_number
-
-
-def plain_number(value, precision: int) -> str:
-    return format_number(value, precision)[0]
+from .numbers import plain_number
 
 
 class Illustrator:

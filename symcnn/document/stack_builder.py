@@ -11,16 +11,17 @@ from ..engine.stack import Record
 from ..escape import slug
 from ..progress import progress
 from ..verify import Report
+from . import stack_formulas as formulas
 from .builder import Builder
 from .layout import heatmap
 from .model import Cell, Document, Figure, Section, Settings, Table, Text, cells_to_show, equation, matrices, values_of
 from .names import ACTIVATION_NAMES, UPDATE_NAMES, WIDE_CLASSES, unique_slugs
-from .pictures import plain_number
+from .numbers import plain_number
 
 FLIPPED = (
-    "Why flipped: output cell (i, j) met input cell (r, q) through filter entry (r - i s + p, q - j s + p); "
-    "gathering, for one input cell, every output cell that saw it runs through the filter backwards, "
-    "so the sum reads as a correlation of the upstream gradient with the filter rotated by 180 degrees."
+    "Why the filter appears flipped: output cell (i, j) met input cell (r, q) through filter entry "
+    "(r - s(i-1) + p, q - s(j-1) + p), so as (i, j) moves right the entry moves left: the sum is a "
+    "correlation of the zero-padded upstream gradient with the filter rotated by 180 degrees."
 )
 
 
@@ -60,7 +61,7 @@ class StackBuilder:
         if values.ndim == 4:  # filters with channels: one matrix per filter and channel
             for k in range(values.shape[0]):
                 for c in range(values.shape[1]):
-                    blocks += matrices(name_of(k), group[k][c], elide=self.elide)
+                    blocks += matrices(name_of(k, c), group[k][c], elide=self.elide)
         elif values.ndim == 3:
             for k in range(values.shape[0]):
                 blocks += matrices(name_of(k), group[k], elide=self.elide)
@@ -121,7 +122,7 @@ class StackBuilder:
                     blocks.append(Text(f"{layer.name}, filter {flt.name}, bias {self.plain(flt.bias)}:"))
                     w = first.values["params"][n][0][k]
                     for c in range(w.shape[0]):
-                        blocks += matrices(self._param_name(n, k), w[c], elide=self.elide)
+                        blocks += matrices(self._param_name(n, k, channel=self._channel(n, c)), w[c], elide=self.elide)
             elif layer.layer == "dense":
                 W, B = first.values["params"][n]
                 blocks.append(Text(f"{layer.name}: weights (one row per output) and biases:"))
@@ -137,14 +138,24 @@ class StackBuilder:
         )
         return Section("Setup", "setup", blocks, 1)
 
-    def _param_name(self, n: int, k: int, which: str = "weights", new: bool = False):
-        info = self.N.info[
-            self.D.param_symbol(
-                n, which, (k, 0, 0, 0) if self.sc.layers[n].layer == "conv" else (0, 0) if which == "weights" else (0,)
-            )
-        ]
+    def _param_name(
+        self, n: int, k: int, which: str = "weights", new: bool = False, channel=None, grad=False, sample=None
+    ):
+        """The name of a parameter matrix (w^A, W^hidden, b^A, ...), of one channel of a filter with ``channel``,
+        of its gradient with ``grad``."""
+        layer = self.sc.layers[n]
+        index = (k, 0, 0, 0) if layer.layer == "conv" else (0, 0) if which == "weights" else (0,)
+        info = self.N.info[self.D.param_symbol(n, which, index)]
         owner = info.owner if info.kind in ("filter", "filter_bias", "weight", "bias") else None
-        return self.N(info.kind, owner, new=new) if new else self.N(info.kind, owner)
+        sub = (channel + 1,) if channel is not None else ()
+        if grad:
+            return self.N.grad(info.kind, owner, *sub, sample=sample)
+        return self.N(info.kind, owner, *sub, new=new) if new else self.N(info.kind, owner, *sub)
+
+    def _channel(self, n: int, c: int):
+        """The channel index to name, when a conv layer's filters have more than one."""
+        layer = self.sc.layers[n]
+        return c if layer.layer == "conv" and layer.filters[0].weights.shape[0] > 1 else None
 
     def plain(self, number: float) -> str:
         return plain_number(exact(number), self.precision)
@@ -164,6 +175,12 @@ class StackBuilder:
                 blocks += matrices(
                     self.N("feature", None), step.values["records"][n]["input"].reshape(-1), elide=self.elide
                 )
+            if layer.layer == "conv":
+                source = "the image" if n == 0 else f"the output of {self.sc.layers[n - 1].name}"
+                blocks.append(
+                    Text(f"With x this layer's input ({source}), z its output, w and b its filters and biases:")
+                )
+                blocks.append(formulas.conv_forward(self.N, layer, step.values["records"][n]["input"].shape[0]))
             self.show(blocks, out, self.name(n))
             if layer.layer == "conv":
                 blocks.append(
@@ -195,10 +212,8 @@ class StackBuilder:
                 self.show(
                     blocks,
                     gw,
-                    lambda k, n=n: self.N.grad(
-                        self.N.info[self._param_name(n, k)].kind,
-                        self.N.info[self._param_name(n, k)].owner,
-                        sample=sample,
+                    lambda k, c=None, n=n: self._param_name(
+                        n, k, channel=None if c is None else self._channel(n, c), grad=True, sample=sample
                     ),
                     nonzero=True,
                 )
@@ -214,24 +229,21 @@ class StackBuilder:
                 )
             into = g["grad_input"] if n == 0 else step.layers[n - 1]["grad_output"]
             if layer.layer == "conv":
-                blocks.append(
-                    Text(
-                        "The gradient into the layer's input: each input cell collects dL/dz of every output "
-                        "cell whose window covered it, times the filter entry that met it, "
-                        "dL/dx[c, r, q] = sum over k, i, j of dL/dz[k, i, j] w[k, c, r - i s + p, q - j s + p]: "
-                        "the full correlation of dL/dz (dilated by the stride, padded) with the filter "
-                        "rotated by 180 degrees."
-                    )
-                )
-                blocks.append(Text(FLIPPED))
+                blocks += self.flipped_intro(step, n, layer)
             elif layer.layer == "dense" and n > 0 and self.sc.layers[n - 1].layer == "activation":
-                blocks.append(
+                into_hidden, through = formulas.dense_backward(self.N)
+                blocks += [
+                    Text("Into a hidden layer: the upstream gradient goes back through the transposed weights,"),
+                    into_hidden,
                     Text(
-                        "Into a hidden layer: first dL/da = Wᵀ δ, then the activation's derivative, "
-                        "δ = (Wᵀ δ') ⊙ f′(z), in the next section."
-                    )
-                )
+                        "and then, in the activation's section, through its derivative: "
+                        "delta = (W^T delta') times f'(h)."
+                    ),
+                    through,
+                ]
             self.show(blocks, into, self.name(n - 1, True, sample), nonzero=True)
+            if layer.layer == "conv":
+                blocks.append(self.flipped_picture(step, n, layer, into, key))
             if n == 0:
                 blocks.append(
                     Figure(
@@ -246,6 +258,43 @@ class StackBuilder:
             title = f"Backward through {layer.name}" + (" (flipped filter)" if layer.layer == "conv" else "")
             sections.append(Section(title, f"{key}-grad-{slug(layer.name)}", blocks))
         return sections
+
+    def flipped_intro(self, step: Record, n: int, layer) -> list:
+        scatter, flipped = formulas.conv_input_gradient(self.N, layer, step.values["records"][n]["output"].shape)
+        kh, kw = layer.kernel_shape
+        return [
+            Text(
+                "Into the layer's input: each input cell collects dL/dz of every output cell whose window "
+                "covered it, times the filter entry that met it:"
+            ),
+            scatter,
+            Text(FLIPPED),
+            Text(
+                f"With delta the upstream gradient, {layer.stride - 1} zero(s) between its cells and "
+                f"{kh - 1 - layer.padding} around it:"
+            ),
+            flipped,
+        ]
+
+    def flipped_picture(self, step: Record, n: int, layer, into, key: str):
+        """The expanded cell of dL/dx as the upstream window over the flipped filter (checked)."""
+        index = self.cells(into, nonzero=True)[0]
+        cell = tuple(int(t) for t in (index if len(index) == 3 else (0, *index)))
+        rec = step.values["records"][n]
+        dz = np.vectorize(float, otypes=[float])(rec["grad_output"])
+        w = np.vectorize(float, otypes=[float])(step.values["params"][n][0])
+        name = "the image" if n == 0 else f"the output of {self.sc.layers[n - 1].name}"
+        return formulas.flipped_figure(
+            f"{key}-{slug(layer.name)}-flipped",
+            layer,
+            dz,
+            w,
+            rec["input"].shape,
+            cell,
+            float(into.values[tuple(index)]),
+            self.precision,
+            name,
+        )
 
     @staticmethod
     def _channels(values: np.ndarray) -> list:
@@ -266,7 +315,8 @@ class StackBuilder:
             if w.values.ndim == 4:
                 for k in range(w.shape[0]):
                     for c in range(w.shape[1]):
-                        blocks += matrices(self._param_name(n, k, new=True), w[k][c], elide=self.elide)
+                        name = self._param_name(n, k, new=True, channel=self._channel(n, c))
+                        blocks += matrices(name, w[k][c], elide=self.elide)
             elif layer.layer == "conv" and w.values.ndim == 3:
                 for k in range(w.shape[0]):
                     blocks += matrices(self._param_name(n, k, new=True), w[k], elide=self.elide)

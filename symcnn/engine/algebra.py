@@ -35,9 +35,14 @@ class Quantity:
         return substitute(self.general, {symbol: to_sympy(value) for symbol, value in self.env.items()})
 
 
+def decimal(number: float) -> Fraction:
+    """A decimal as written, exactly: 0.7 -> 7/10 (as a Fraction, for the exact engine's arrays)."""
+    return Fraction(repr(float(number)))
+
+
 def exact(number: float) -> sympy.Rational:
     """A decimal as written becomes an exact Rational: 0.7 -> 7/10."""
-    return Rational(repr(float(number)))
+    return Rational(decimal(number))
 
 
 def to_sympy(value) -> sympy.Expr:

@@ -42,6 +42,7 @@ from .algebra import (
     agrees,
     chain,
     comparable,
+    decimal,
     evaluate,
     exact,
     minus,
@@ -51,6 +52,7 @@ from .algebra import (
     to_sympy,
 )
 from .notation import Notation
+from .optimizer_exact import ExactOptimizer, legacy_cell
 
 FORWARD_KEYS = ("conv", "activated", "pooled", "features", "logits", "probs", "loss")
 BACKWARD_KEYS = (
@@ -96,11 +98,6 @@ GRADIENT_OF = dict(
 
 
 # ---------------------------------------------------------------- exact numbers
-
-
-def decimal(number: float) -> Fraction:
-    """A decimal as written, exactly: 0.7 -> 7/10 (``algebra.exact``, as a Fraction)."""
-    return Fraction(repr(float(number)))
 
 
 def exact_array(values) -> np.ndarray:
@@ -339,6 +336,8 @@ class UpdateDerivation:
     steps: list[StepDerivation] = field(default_factory=list)  # whose gradients this update applies
     before: dict[str, np.ndarray] = field(default_factory=dict)  # the parameters it starts from
     scale: Fraction = Fraction(1)
+    step: int = 1  # the optimizer's step number t
+    optimizer: dict = field(default_factory=dict)  # momentum/adam: t, state before, gradients (optimizer_exact)
 
 
 @dataclass
@@ -367,15 +366,25 @@ class Derivation(Displayable):  # Jupyter shows the worked solution (symcnn.jupy
                 for index, value in group.indices():
                     yield self.deriver.path(record, key, index), value
 
-    def value_at(self, path: str):
-        """The exact value at a `symcnn values` path, e.g. ``steps[0].probs[1]``."""
+    def record_at(self, path: str) -> tuple:
+        """(record, key, index) of a `symcnn values` path, e.g. ``steps[0].probs[1]``."""
         from ..scenario.model import parse_path
 
         part, n, key, *index = parse_path(path)
         record = {"steps": self.steps, "updates": self.updates, "final": self.final}[part][n]
-        if key in ("filters", "grad_filters") and len(index) == 3:
+        if key.endswith("filters") and len(index) == 3:
             index = [index[0], 0, *index[1:]]
-        return record.values[key][tuple(index)]
+        return record, key, tuple(index)
+
+    def value_at(self, path: str):
+        """The exact value at a `symcnn values` path, e.g. ``steps[0].probs[1]``."""
+        record, key, index = self.record_at(path)
+        return record.values[key][index]
+
+    def quantity_at(self, path: str) -> Quantity:
+        """The Quantity (symbol, general, substituted, value) at a `symcnn values` path, built on its own."""
+        record, key, index = self.record_at(path)
+        return record.groups[key][index]
 
     def values(self) -> dict[str, sympy.Expr]:
         return {path: to_sympy(value) for path, value in self.numbers()}
@@ -420,6 +429,10 @@ class Deriver:
     def rules(self) -> Rules:
         return Rules(self.sc)
 
+    @cached_property
+    def optimizer(self) -> ExactOptimizer:
+        return ExactOptimizer(self.sc, self.N)
+
     # symbols -----------------------------------------------------------------------------
     def x(self, c, r, q):
         return self.N("input", None, *self._chan(c), r + 1, q + 1)
@@ -447,7 +460,7 @@ class Deriver:
         return N("dense_bias", classes[index[0]], new=new)
 
     def path(self, record, key: str, index: tuple) -> str:
-        if key in ("grad_filters", "filters"):
+        if key.endswith("filters"):  # filters, grad_filters, and optimizer state: m_filters, ...
             k, c, u, v = index
             index = (k, *self.filter_index(k, c, u, v))
         return f"{record.path}.{key}" + "".join(f"[{i}]" for i in index)
@@ -781,6 +794,8 @@ class Deriver:
 
     def _maker(self, record, key):
         def make(index):
+            if isinstance(record, UpdateDerivation) and record.optimizer:
+                return self.optimizer_quantity(record, key, index)
             symbol, general = (
                 self.update_general(record, key, index)
                 if isinstance(record, UpdateDerivation)
@@ -792,11 +807,34 @@ class Deriver:
 
     def update(self, path, iteration, after, params: dict, steps: list[StepDerivation], scale) -> UpdateDerivation:
         record = UpdateDerivation(path, iteration, after, steps=steps, before=params, scale=scale)
-        new = self.update_values(params, steps, scale)
+        self._steps_taken = record.step = getattr(self, "_steps_taken", 0) + 1
+        if self.optimizer.active:  # momentum, adam: engine/optimizer_exact.py
+            keys = [k for k in PARAMETER_KEYS if self.sc.training.update_filters or not k.startswith("filter")]
+            totals = {k: sum(step.values[GRADIENT_OF[k]] for step in steps) * scale for k in keys}
+            new, state, record.optimizer = self.optimizer.update({k: params[k] for k in keys}, totals)
+            new = {**{k: params[k].copy() for k in PARAMETER_KEYS if k not in keys}, **new}
+            new.update({f"{name}_{k}": array for k, tensors in state.items() for name, array in tensors.items()})
+        else:
+            new = self.update_values(params, steps, scale)
         record.values = new
-        for key in PARAMETER_KEYS:
+        for key in new:
             record.groups[key] = Group(key, new[key], self._maker(record, key))
         return record
+
+    def optimizer_quantity(self, record: UpdateDerivation, key: str, index: tuple) -> Quantity:
+        """A momentum/Adam update's cell: the new parameter, or a state value (``m_dense_weights``)."""
+        if key in PARAMETER_KEYS:
+            if key not in record.optimizer["grads"]:  # a frozen parameter keeps its value
+                symbol = self.symbol_of(key, index)
+                return self.make(record, key, index, self.symbol_of(key, index, new=True), symbol)
+            return self.optimizer_equations(record, key, index)[-1]
+        param = next(k for k in PARAMETER_KEYS if key.endswith("_" + k))
+        name = key[: -len(param) - 1]
+        return next(q for q in self.optimizer_equations(record, param, index) if q.path.endswith(f".{name}"))
+
+    def optimizer_equations(self, record: UpdateDerivation, key: str, index: tuple) -> list[Quantity]:
+        """g_t, the state equations and p' of one parameter cell of a momentum/Adam update."""
+        return self.optimizer.equations(record.optimizer, key, index, legacy_cell(self, record, key, index))
 
 
 def derive(sc: Scenario) -> Derivation:

@@ -28,24 +28,22 @@ NOTATION: dict[str, tuple[str, str | None]] = {
     "loss": ("L", None),
     "learning_rate": ("eta", None),
     "count": ("N", None),
+    # the optimizer's step (one representative parameter at a time; ``time`` is t or t-1)
+    "opt_grad": ("g", None),
+    "velocity": ("b", None),
+    "adam_m": ("m", None),
+    "adam_v": ("v", None),
+    "adam_m_hat": ("mhat", None),
+    "adam_v_hat": ("vhat", None),
+    "momentum": ("mu", None),
+    "beta": ("beta", None),
+    "eps": ("epsilon", None),
+    "step": ("t", None),
     # hidden dense layers of a stack (owner: the layer's name)
     "hidden": ("h", "sup"),
     "weight": ("W", "sup"),
     "bias": ("b", "sup"),
 }
-
-# gradient kinds: d L / d <kind>
-GRADIENT_OF = (
-    "logit",
-    "dense_weight",
-    "dense_bias",
-    "feature",
-    "pooled",
-    "activated",
-    "conv",
-    "filter",
-    "filter_bias",
-)
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,15 @@ class SymbolInfo:
     sample: str | None = None  # sample tag (user text) for per-sample gradients
     grad: bool = False  # True: this is dL/d(kind owner index)
     new: bool = False  # True: the parameter after an update (W')
+    time: str | None = None  # optimizer state: "t" or "t-1", a subscript
+
+    def scripts(self) -> tuple[str, str | None, tuple]:
+        """Where the printers put each part: (letter, the owner written above or None, what is written
+        below: the owner when not above, then the indices). w^{A}_{1,2}; W_{cat,1,5}."""
+        letter, owner_at = NOTATION[self.kind]
+        if owner_at == "sup" and self.owner is not None:
+            return letter, self.owner, self.index
+        return letter, None, self.index if self.owner is None else (self.owner, *self.index)
 
 
 class Notation:
@@ -86,6 +93,8 @@ def plain_name(info: SymbolInfo) -> str:
         name += f"[{info.owner}]"
     if info.index:
         name += "[" + ",".join(str(i) for i in info.index) + "]"
+    if info.time is not None:
+        name += f"_{info.time}"
     if info.new:
         name += "'"
     if info.grad:

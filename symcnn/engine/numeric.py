@@ -14,6 +14,7 @@ import numpy as np
 
 from ..layers import activation, conv, dense, pool, softmax_ce
 from ..scenario.model import Scenario
+from . import optimizers
 
 # ---------------------------------------------------------------- one layer, forward next to backward
 # forward(layer, params, h, noise, last) -> (output, cache, noise); backward(layer, params, h, output, cache,
@@ -138,6 +139,9 @@ class Update:
     dense_biases: np.ndarray | None = None
     filters: list | None = None
     filter_biases: np.ndarray | None = None
+    step: int = 1  # the optimizer's step number t
+    # legacy scenarios, beyond the contract: the optimizer state as flat keys (m_dense_weights, ...)
+    state: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,7 @@ class Trace:
             "scenario": self.scenario,
             "classes": list(self.classes),
             "steps": [_plain(s, skip=("winners", "routes")) for s in self.steps],
-            "updates": [_plain(u) for u in self.updates],
+            "updates": [{**_plain(u, skip=("state",)), **_to_json(u.state)} for u in self.updates],
             "final": [_plain(f) for f in self.final],
         }
 
@@ -249,28 +253,58 @@ def legacy_values(sc: Scenario, values: dict, backward: bool = True) -> dict:
 # ---------------------------------------------------------------- the loop
 
 
-def apply_update(sc: Scenario, params: list, grads: list, scale: float) -> list:
-    """Parameters after one SGD step with ``scale`` times the summed gradients (frozen layers kept)."""
-    eta = sc.training.learning_rate * scale
-    return [
-        p if g is None or not learns(sc, layer) else (p[0] - eta * g[0], p[1] - eta * g[1])
-        for layer, p, g in zip(sc.layers, params, grads)
-    ]
+def apply_update(sc: Scenario, params: list, grads: list, scale: float, state: dict, t: int, sizes: list):
+    """Parameters and optimizer state after step ``t`` with ``scale`` times the summed gradients (frozen
+    layers kept). ``state``: per parameter tensor (layer n, 0 weights / 1 biases); ``sizes``: per gradient
+    entry, the sum of the magnitudes of the terms it summed (its rounding bound)."""
+    opt = sc.training.optimizer
+    learning = [n for n, (layer, g) in enumerate(zip(sc.layers, grads)) if g is not None and learns(sc, layer)]
+    named = {(n, part): params[n][part] for n in learning for part in (0, 1)}
+    g = {(n, part): scale * grads[n][part] for n in learning for part in (0, 1)}
+    if opt.kind != "sgd":  # within rounding of 0 counts as 0 (Adam would make a residue a step)
+        g = optimizers.without_residue(g, {(n, part): scale * sizes[n][part] for n, part in g}, conv.NOISE)
+    hyper = optimizers.hyperparameters(opt, sc.training.learning_rate)
+    new, state = optimizers.step(opt, hyper, named, g, state, t)
+    return [(new[n, 0], new[n, 1]) if n in learning else p for n, p in enumerate(params)], state
 
 
-def update_record(sc: Scenario, iteration: int, after: str | None, params: list) -> Update:
-    entries = [
-        {"name": layer.name, "weights": _as_given(layer, p[0]).copy(), "biases": p[1].copy()}
-        for layer, p in zip(sc.layers, params)
-        if p is not None and learns(sc, layer)
-    ]
+def gradient_sizes(sc: Scenario, values: dict) -> list:
+    """Per layer with parameters, the sums of |terms| of its gradients: conv sums over cells, dense ones
+    are products (their own magnitude)."""
+    out = []
+    for layer, rec in zip(sc.layers, values["records"]):
+        if rec["grads"] is None:
+            out.append(None)
+        elif layer.layer == "conv":
+            out.append(conv.backward(np.abs(rec["grad_output"]), np.abs(rec["cache"])))
+        else:
+            out.append((np.abs(rec["grads"][0]), np.abs(rec["grads"][1])))
+    return out
+
+
+STATE_KEYS = {"velocity": ("velocity", "velocity_biases"), "m": ("m", "m_biases"), "v": ("v", "v_biases")}
+
+
+def update_record(sc: Scenario, iteration: int, after: str | None, params: list, state: dict, t: int) -> Update:
+    entries, flat = [], {}
+    for n, (layer, p) in enumerate(zip(sc.layers, params)):
+        if p is None or not learns(sc, layer):
+            continue
+        entry = {"name": layer.name, "weights": _as_given(layer, p[0]).copy(), "biases": p[1].copy(), "state": {}}
+        for part in (0, 1):
+            for key, value in state.get((n, part), {}).items():
+                entry["state"][STATE_KEYS[key][part]] = _as_given(layer, value) if part == 0 else value.copy()
+                if not sc.is_stack:
+                    name = ("filters", "filter_biases", "dense_weights", "dense_biases")[part + (2 if n else 0)]
+                    flat[f"{key}_{name}"] = entry["state"][STATE_KEYS[key][part]]
+        entries.append(entry)
     legacy = {}
     if not sc.is_stack:
         (w, b), (W, B) = params[0], params[-1]
         legacy = dict(
             dense_weights=W.copy(), dense_biases=B.copy(), filters=sc.conv.as_given(w), filter_biases=b.copy()
         )
-    return Update(iteration, after, entries, **legacy)
+    return Update(iteration, after, entries, **legacy, step=t, state=flat)
 
 
 def run(sc: Scenario) -> Trace:
@@ -280,9 +314,15 @@ def run(sc: Scenario) -> Trace:
     updates: list[Update] = []
     batch = sc.training.update != "per_sample"
     scale = 1.0 / len(sc.inputs) if sc.training.update == "batch_mean" else 1.0
+    state: dict = {}  # the optimizer's, per parameter tensor
+
+    def add(total, grads):
+        if total is None:
+            return grads
+        return [None if g is None else (t[0] + g[0], t[1] + g[1]) for t, g in zip(total, grads)]
 
     for iteration in range(1, sc.training.iterations + 1):
-        total = None
+        total = sizes = None
         for sample in sc.inputs:
             values = forward_backward(sc, params, sample.pixels, sc.label_index(sample))
             grads = [rec["grads"] for rec in values["records"]]
@@ -304,18 +344,15 @@ def run(sc: Scenario) -> Trace:
                     **legacy_values(sc, values),
                 )
             )
+            size = gradient_sizes(sc, values)
             if batch:
-                total = (
-                    grads
-                    if total is None
-                    else [None if g is None else (t[0] + g[0], t[1] + g[1]) for t, g in zip(total, grads)]
-                )
+                total, sizes = add(total, grads), add(sizes, size)
             else:
-                params = apply_update(sc, params, grads, 1.0)
-                updates.append(update_record(sc, iteration, sample.name, params))
+                params, state = apply_update(sc, params, grads, 1.0, state, len(updates) + 1, size)
+                updates.append(update_record(sc, iteration, sample.name, params, state, len(updates) + 1))
         if batch:
-            params = apply_update(sc, params, total, scale)
-            updates.append(update_record(sc, iteration, None, params))
+            params, state = apply_update(sc, params, total, scale, state, len(updates) + 1, sizes)
+            updates.append(update_record(sc, iteration, None, params, state, len(updates) + 1))
 
     final = []
     for sample in sc.inputs:

@@ -18,6 +18,7 @@ import sympy
 from numpy.lib.stride_tricks import sliding_window_view
 from sympy import exp
 
+from ..display import Displayable
 from ..layers import conv as conv_layer
 from ..layers import pool as pool_layer
 from ..scenario.model import Scenario
@@ -33,6 +34,7 @@ from .exact import (
     softmax_derivation,
 )
 from .notation import Notation
+from .optimizer_exact import ExactOptimizer
 
 ZERO = Fraction(0)
 
@@ -68,7 +70,7 @@ class Record:
 
 
 @dataclass
-class StackDerivation:
+class StackDerivation(Displayable):  # Jupyter shows the worked solution (symcnn.jupyter.show)
     scenario: Scenario
     notation: Notation
     steps: list[Record]
@@ -123,6 +125,9 @@ class StackDeriver:
         self.probs_rule = compile_rule(o, [exp(oc) / sympy.Add(*[exp(oj) for oj in o]) for oc in o])
         self._grad_logits: dict = {}
         self._generals: dict = {}
+        self.optimizer = ExactOptimizer(sc, self.N)
+        self.optimizer_state: dict = {}  # after the last update: per tensor (n, part), the engine's numbers
+        self.optimizer_extras: dict = {}  # ... and what its worked equations need
 
     # names ------------------------------------------------------------------------------
     def _owners(self) -> list[list[str | None]]:
@@ -245,7 +250,7 @@ class StackDeriver:
 
     def _forward_activation(self, n, layer, p, h):
         rule, _ = self.activation[n]
-        return np.asarray(rule(h), dtype=object).reshape(h.shape), None
+        return np.array(np.broadcast_to(np.asarray(rule(h), dtype=object), h.shape)), None
 
     def _forward_pool(self, n, layer, p, h):
         (ph, pw), (sh, sw) = pool_layer.pool_window(layer, h.shape[1:])
@@ -296,7 +301,7 @@ class StackDeriver:
 
     def _backward_activation(self, n, layer, p, rec, g):
         _, derivative = self.activation[n]
-        d = np.asarray(derivative(rec["input"]), dtype=object).reshape(g.shape)
+        d = np.broadcast_to(np.asarray(derivative(rec["input"]), dtype=object), g.shape)  # none: the constant 1
         return g * d, None
 
     def _backward_pool(self, n, layer, p, rec, g):
@@ -308,7 +313,9 @@ class StackDeriver:
         return (W.T @ g).reshape(rec["input"].shape), (np.outer(g, f), g.copy())
 
     def update(self, params: list, grads: list, scale: Fraction) -> list:
-        """One SGD step: p - eta * scale * g for the layers that learn."""
+        """One SGD step: p - eta * scale * g for the layers that learn (momentum, Adam: ``optimizer_update``)."""
+        if self.optimizer.active:
+            return self.optimizer_update(params, grads, scale)
         out = []
         for layer, p, g in zip(self.layers, params, grads):
             if g is None or not learns(self.sc, layer):
@@ -323,6 +330,16 @@ class StackDeriver:
                     pair.append(floats(value) - floats(step))
             out.append(tuple(pair))
         return out
+
+    def optimizer_update(self, params: list, grads: list, scale: Fraction) -> list:
+        """One momentum/Adam step over the learning layers' tensors (engine/optimizer_exact.py)."""
+        learning = [
+            n for n, (layer, g) in enumerate(zip(self.layers, grads)) if g is not None and learns(self.sc, layer)
+        ]
+        named = {(n, part): params[n][part] for n in learning for part in (0, 1)}
+        totals = {(n, part): grads[n][part] * scale for n in learning for part in (0, 1)}
+        new, self.optimizer_state, self.optimizer_extras = self.optimizer.update(named, totals)
+        return [(new[n, 0], new[n, 1]) if n in learning else p for n, p in enumerate(params)]
 
 
 def learns(sc: Scenario, layer) -> bool:

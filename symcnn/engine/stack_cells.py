@@ -19,6 +19,7 @@ from ..scenario.model import Scenario
 from .algebra import DPS, MaxOf, Quantity, chain, evaluate, minus, plus, times, to_sympy
 from .exact import Group, activation_expr, agrees, alike_env
 from .notation import Notation
+from .optimizer_exact import stack_cell
 from .stack import Record, StackDerivation, StackDeriver, learns
 
 
@@ -352,12 +353,37 @@ def _update_record(D: StackDeriver, path: str, iteration: int, after, params, be
                 )
 
             entry[key] = Group(key, np.asarray(shown, dtype=object), make)
+            if D.optimizer.active:
+                entry.update(_state_groups(D, record, n, part, flat, prefix, scale))
         entries.append(entry)
     record.layers = entries
     return record
 
 
+STATE_KEYS = {"velocity": ("velocity", "velocity_biases"), "m": ("m", "m_biases"), "v": ("v", "v_biases")}
+
+
+def _state_groups(D: StackDeriver, record: Record, n: int, part: int, flat: bool, prefix: str, scale) -> dict:
+    """A momentum/Adam update's state of tensor (n, part) as groups ``state.velocity``, ``state.m_biases``, ..."""
+    extras, out = D.optimizer_extras, {}
+    record.values["optimizer"] = extras
+    for name, array in D.optimizer_state[n, part].items():
+        key = "state." + STATE_KEYS[name][part]
+        shown = array[:, 0] if flat and part == 0 else array
+
+        def make(index, name=name, key=key):
+            full = (index[0], 0, *index[1:]) if flat and part == 0 else index
+            cell = stack_cell(D, record, n, part, full, prefix + "".join(f"[{i}]" for i in index), scale)
+            return next(q for q in D.optimizer.equations(extras, (n, part), full, cell) if q.path.endswith("." + name))
+
+        out[key] = Group(key, np.asarray(shown, dtype=object), make)
+    return out
+
+
 def _update_cell(D: StackDeriver, record: Record, n: int, part: int, index: tuple, path: str, bulk, scale) -> Quantity:
+    if D.optimizer.active:
+        cell = stack_cell(D, record, n, part, index, path, scale)
+        return D.optimizer.equations(record.values["optimizer"], (n, part), index, cell)[-1]
     which = ("weights", "biases")[part]
     old = D.param_symbol(n, which, index)
     eta = D.N("learning_rate")

@@ -28,19 +28,20 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
 import yaml
 
+from ..document.model import Settings
 from ..errors import RenderError, UsageError
 from ..progress import progress, quiet
 from ..rendering.formats import compile_pdf, have_tex, render_text, write_formats
-from ..rendering.templates import LATEX_DELIMITERS, template_dir
+from ..rendering.templates import LATEX_DELIMITERS, jinja_environment
 from ..scenario.model import Scenario
 from ..scenario.sources import load
+from ..verify import checked
 from . import gift, moodle, qti
 from .lms import Batch, Item, build_item
 from .questions import choose_questions, key_entry
-from .sheets import checked_report, key_document, quantity_at, settings_for, solution_document, student_document
+from .sheets import key_document, solution_document, student_document
 from .variants import DIFFICULTIES, draw_variant
 
 DEFAULT_SCENARIO = "four-images"
@@ -51,6 +52,8 @@ LMS_FORMATS = {
     "qti": qti,
 }  # --format -> its module: write(Batch) -> {file: bytes}, PICTURES
 KEY_FORMAT = "symcnn exercise key 1"
+# output/exercises/ (`symcnn examples`): seed 2026, 5 variants, the sheets and every LMS format
+EXAMPLE_BATCH = {"scenario": "four-images", "seed": 2026, "count": 5, "fmt": "markdown,moodle,gift,qti"}
 
 
 @dataclass(frozen=True)
@@ -99,8 +102,8 @@ def build_variant(job: Job) -> Built:
 def _build_variant(job: Job) -> Built:
     variant = draw_variant(job.scenario, job.seed, job.index, job.difficulty)
     questions = choose_questions(variant)
-    report = checked_report(variant.scenario)  # SymPy against NumPy, every value
-    settings = settings_for(variant.scenario)
+    report = checked(variant.scenario, f"{variant.scenario.name}: ")  # SymPy against NumPy, every value
+    settings = Settings.from_display(variant.scenario.display)
     docs = [
         student_document(report, variant, questions, settings),
         solution_document(report, variant, questions, settings),
@@ -116,7 +119,7 @@ def _build_variant(job: Job) -> Built:
         elif fmt in SHEET_FORMATS:
             for doc in docs:
                 written += [p.relative_to(folder).as_posix() for p in write_formats(doc, [SHEET_FORMATS[fmt]], folder)]
-    answers = tuple(quantity_at(report.derivation, q.path).value for q in questions)
+    answers = tuple(report.derivation.quantity_at(q.path).value for q in questions)
     styles = sorted({LMS_FORMATS[fmt].PICTURES for fmt in job.formats if fmt in LMS_FORMATS})
     item = build_item(report, variant, questions, settings, styles) if styles else None
     return Built(
@@ -171,14 +174,7 @@ def run_jobs(jobs: list[Job], workers: int) -> list[Built]:
 
 
 def class_tex(names: list[str]) -> str:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(template_dir())),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        **LATEX_DELIMITERS,
-    )
+    env = jinja_environment(**LATEX_DELIMITERS)
     return env.get_template("latex/class.tex.j2").render(variants=names)
 
 

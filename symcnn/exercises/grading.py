@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import ScenarioError
 from ..scenario.checks import as_integer, as_mapping, as_text, describe
-from ..scenario.sources import _parse
+from ..scenario.sources import read_data
 
 
 @dataclass(frozen=True)
@@ -64,20 +64,6 @@ def short(number: float) -> str:
     return "0" if text == "-0" else text
 
 
-def read(path: str | Path, kind: str | None = None):
-    """Plain data from a YAML or JSON file; errors name the file."""
-    label = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(label, "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ScenarioError(label, f"cannot read file: {reason}") from None
-    kind = kind or ("json" if label.lower().endswith(".json") else "yaml")
-    return _parse(text, kind, label)
-
-
 def in_file(label: str, error: ScenarioError) -> ScenarioError:
     """An error about a key path inside ``label``: `label: path: what`."""
     return ScenarioError(label, f"{error.where}: {error.what}" if error.where else error.what)
@@ -85,7 +71,7 @@ def in_file(label: str, error: ScenarioError) -> ScenarioError:
 
 def read_key(path: str | Path) -> dict[str, dict]:
     """variant number (as text) -> {scenario, questions: {id: {value, tol, question, path}}}."""
-    data = read(path, "json")
+    data = read_data(path, "json")
     try:
         variants = mapping(mapping(data, "", ("variants",))["variants"], "variants")
         for number, entry in variants.items():
@@ -120,7 +106,7 @@ def grade(answers: str | Path, key: str | Path) -> Grade:
     """Mark the answers file ``answers`` against ``key`` (a key.json of `symcnn exercise`)."""
     variants = read_key(key)
     label = str(answers)
-    data = read(answers)
+    data = read_data(answers)
     try:
         if not isinstance(data, dict):
             raise ScenarioError("", f"expected a mapping with variant and answers, got {describe(data)}")

@@ -40,10 +40,6 @@ KIND_SLUGS = {  # the question category's name after its id: q3-logit
     "dense_weights": "updated-weight",
 }
 SETUP_BLOCKS = {"text", "matrix", "formula", "figure", "table"}  # what templates/lms/setup.html.j2 shows
-INSTRUCTIONS = (
-    "Work by hand; a calculator is needed only for exp and ln. Give the answer to at least 3 decimals "
-    "(3 significant figures for values below 0.1), carrying at least 4 significant figures in between."
-)
 
 
 @dataclass(frozen=True)
@@ -61,6 +57,7 @@ class Item:
 
     index: int
     setup: dict[str, str]  # picture style -> the setup as an HTML fragment
+    instructions: str  # plain text: how to work and which sample comes first (the student sheet's)
     pictures: tuple[tuple[str, str], ...]  # (file name, SVG document) of the setup's pictures
     questions: tuple[LmsQuestion, ...]
 
@@ -146,20 +143,43 @@ def build_item(report: Report, variant: Variant, questions: list[Question], sett
     return Item(
         variant.index,
         {style: setup_html(doc, section, style, pictures) for style in styles},
+        doc.description,
         tuple(pictures.items()),
         tuple(LmsQuestion(q.id, q.kind, q.text, q.value, q.tol) for q in questions),
     )
 
 
 def question_html(item: Item, question: LmsQuestion, style: str) -> str:
-    """The text of one question of one variant: the variant's setup, then what to compute."""
+    """The text of one question of one variant: how to work (the student sheet's words), the variant's
+    setup, then what to compute."""
     number = question.id[1:] if question.id[1:].isdigit() else question.id
     return (
-        f"{item.setup[style]}<p><strong>Question {Markup.escape(number)}.</strong> {Markup.escape(question.text)}</p>\n"
-        f"<p><em>{Markup.escape(INSTRUCTIONS)}</em></p>\n"
+        f"<p><em>{Markup.escape(item.instructions)}</em></p>\n{item.setup[style]}"
+        f"<p><strong>Question {Markup.escape(number)}.</strong> {Markup.escape(question.text)}</p>\n"
     )
 
 
 def by_question(batch: Batch, qid: str) -> list[tuple[Item, LmsQuestion]]:
     """(variant, its question ``qid``) for every variant that asks it, in variant order."""
     return [(item, q) for item in batch.items for q in item.questions if q.id == qid]
+
+
+def no_braces(html: str) -> str:
+    """HTML with { and } as character references: a Moodle cloze question reads {1:NUMERICAL:...} (and
+    {#1}) in its raw text, so text of ours or the user's can never form one; MathJax reads the decoded
+    text, so the maths is unchanged."""
+    return html.replace("{", "&#123;").replace("}", "&#125;")
+
+
+def cloze_html(item: Item, style: str) -> str:
+    """The whole sheet of one variant as a Moodle cloze (multianswer) text: the setup, then each question
+    with its embedded numerical answer, {1:NUMERICAL:=value:tolerance}, the key's value and tolerance."""
+    parts = [f"<p><em>{no_braces(str(Markup.escape(item.instructions)))}</em></p>\n", no_braces(item.setup[style])]
+    for q in item.questions:
+        number = q.id[1:] if q.id[1:].isdigit() else q.id
+        text = no_braces(str(Markup.escape(q.text)))
+        answer = f"{{1:NUMERICAL:={number_text(q.value)}:{number_text(q.tol)}}}"
+        parts.append(
+            f"<p><strong>Question {no_braces(str(Markup.escape(number)))}.</strong> {text}</p>\n<p>{answer}</p>\n"
+        )
+    return "".join(parts)

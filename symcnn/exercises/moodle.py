@@ -6,7 +6,9 @@ whose ``<answer fraction="100">`` holds the key's value and ``<tolerance>`` the 
 absolute ±, as ``import_numerical`` reads it). The question text is HTML in CDATA, maths as \\( \\) for
 Moodle's MathJax filter; the setup's pictures are SVG files of the question (``<file encoding="base64">``,
 shown through ``@@PLUGINFILE@@``). A quiz then draws one variant per student with a random question
-from each category.
+from each category. A last category, ``<batch>/sheet``, holds each variant's whole sheet as one cloze
+(multianswer) question, ``{1:NUMERICAL:=value:tolerance}`` per question: a random question from it gives
+a student one variant with all its questions.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import base64
 from markupsafe import escape
 
 from ..rendering.formats import jinja_environment
-from .lms import Batch, by_question, cdata, number_text, question_html
+from .lms import Batch, by_question, cdata, cloze_html, number_text, question_html
 
 FILE = "moodle.xml"
 PICTURES = "file"  # the picture style of lms.setup_html it needs
@@ -34,6 +36,12 @@ def moodle_xml(batch: Batch) -> str:
         question_html=lambda item, q: question_html(item, q, PICTURES),
         cdata=cdata,
         info=lambda qid: category_info(batch, qid),
+        cloze_html=lambda item: cloze_html(item, PICTURES),
+        sheet_info=(
+            f"<p>{escape(batch.title)}: the whole exercise sheet as one cloze question per variant "
+            f"({len(batch.items)} variants, seed {batch.seed}, {escape(batch.difficulty)}). Add a random question "
+            "from this category to a quiz: each student gets one variant and answers all its questions.</p>"
+        ),
     )
 
 

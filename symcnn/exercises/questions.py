@@ -80,91 +80,14 @@ def choose_questions(variant: Variant) -> list[Question]:
     value, a logit, a probability, the loss, one dense-weight gradient and one updated weight."""
     sc, trace = variant.scenario, variant.trace
     rng = np.random.default_rng([variant.seed, variant.index, QUESTION_STREAM])
-    values = trace.to_dict()
     # filters that learn change after the first sample: then every question is about the first one
     samples = [0] if sc.training.update_filters else list(range(len(sc.inputs)))
-    first = trace.steps[0]
-    asked: list[tuple[str, str, int | None, int | None, str]] = []
-
-    def step_text(s: int) -> str:
-        step = trace.steps[s]
-        return f"Pass {step.iteration}, image {step.sample}"
-
-    # 1. a convolution cell (not 0: a 0 is too easy to guess)
     s = int(rng.choice(samples))
-    z = trace.steps[s].conv
-    k, i, j = pick(rng, z, lambda v: v != 0)
-    name = sc.conv.filters[k].name
-    asked.append(
-        (
-            "conv",
-            f"steps[{s}].conv[{k}][{i}][{j}]",
-            s,
-            None,
-            f"{step_text(s)}: the convolution with filter {name} at {cell_text((i, j))}.",
-        )
-    )
-    # 2. pooling if there is any, else the activation (preferably of a negative conv value)
+    asked = [conv_question(sc, trace, rng, s)]
     others = [t for t in samples if t != s] or samples
-    s = int(rng.choice(others))
-    step = trace.steps[s]
-    if sc.pool.kind != "none":
-        k, i, j = pick(rng, step.pooled, lambda v: v != 0)
-        where = "" if sc.pool.is_global else f", window at {cell_text((i, j))}"
-        asked.append(
-            (
-                "pooled",
-                f"steps[{s}].pooled[{k}][{i}][{j}]",
-                s,
-                None,
-                f"{step_text(s)}: the {'global ' if sc.pool.is_global else ''}{sc.pool.kind} pooling output "
-                f"of filter {sc.conv.filters[k].name}{where}.",
-            )
-        )
-    else:
-        negative = sc.activation.kind in ("relu", "leaky_relu") and rng.random() < 0.5
-        k, i, j = pick(rng, step.conv, (lambda v: v < 0) if negative else (lambda v: v > 0))
-        asked.append(
-            (
-                "activated",
-                f"steps[{s}].activated[{k}][{i}][{j}]",
-                s,
-                None,
-                f"{step_text(s)}: {ACTIVATION_TEXT[sc.activation.kind]} for filter {sc.conv.filters[k].name} "
-                f"at {cell_text((i, j))}.",
-            )
-        )
-    # 3-7. the first sample's dense layer, loss, one gradient and one updated weight
-    with_initial = f"{step_text(0)} (the first sample)"
-    c = int(rng.integers(len(sc.classes)))
-    asked.append(("logits", f"steps[0].logits[{c}]", 0, None, f"{with_initial}: the logit of class {sc.classes[c]}."))
-    c = int(rng.integers(len(sc.classes)))
-    asked.append(
-        ("probs", f"steps[0].probs[{c}]", 0, None, f"{with_initial}: the softmax probability of class {sc.classes[c]}.")
-    )
-    asked.append(("loss", "steps[0].loss", 0, None, f"{with_initial}: the cross-entropy loss."))
-    c, n = pick(rng, first.grad_dense_weights, lambda v: v != 0)
-    h, w = sc.pooled_shape
-    origin = f"filter {sc.conv.filters[n // (h * w)].name}, {cell_text(divmod(n % (h * w), w))}"
-    weight = f"the dense weight of class {sc.classes[c]} and feature {n + 1} ({origin})"
-    asked.append(
-        (
-            "grad_dense_weights",
-            f"steps[0].grad_dense_weights[{c}][{n}]",
-            0,
-            None,
-            f"{with_initial}: the gradient of the loss with respect to {weight}.",
-        )
-    )
-    rate = f"learning rate {sc.training.learning_rate:g}"
-    if sc.training.update == "per_sample":
-        when = f"after the update that follows image {first.sample} ({rate})"
-    else:
-        mode = "mean" if sc.training.update == "batch_mean" else "sum"
-        when = f"after the batch update of pass 1 (the {mode} of all images' gradients, {rate})"
-    text = f"{weight[0].upper()}{weight[1:]} {when}."
-    asked.append(("dense_weights", f"updates[0].dense_weights[{c}][{n}]", None, 0, text))
-
+    asked.append(map_question(sc, trace, rng, int(rng.choice(others))))
+    asked += first_sample_questions(sc, trace, rng)
+    values, first = trace.to_dict(), trace.steps[0]
     questions = []
     for number, (kind, path, s, u, text) in enumerate(asked, start=1):
         value = float(lookup(values, path))
@@ -173,6 +96,67 @@ def choose_questions(variant: Variant) -> list[Question]:
             tol = max(tol, float(f"{ROUNDED_PROBABILITY / first.probs[sc.label_index(sc.inputs[0])]:.2g}"))
         questions.append(Question(f"q{number}", kind, path, s, u, text, value, tol))
     return questions
+
+
+# a question before its answer: (kind, path, step, update, text)
+Asked = tuple[str, str, int | None, int | None, str]
+
+
+def step_text(trace, s: int) -> str:
+    step = trace.steps[s]
+    return f"Pass {step.iteration}, image {step.sample}"
+
+
+def conv_question(sc, trace, rng: np.random.Generator, s: int) -> Asked:
+    """A convolution cell of sample ``s`` (not 0: a 0 is too easy to guess)."""
+    k, i, j = pick(rng, trace.steps[s].conv, lambda v: v != 0)
+    text = f"{step_text(trace, s)}: the convolution with filter {sc.conv.filters[k].name} at {cell_text((i, j))}."
+    return "conv", f"steps[{s}].conv[{k}][{i}][{j}]", s, None, text
+
+
+def map_question(sc, trace, rng: np.random.Generator, s: int) -> Asked:
+    """A pooling output of sample ``s`` if there is pooling, else an activation (preferably of a negative
+    conv value, for ReLU and leaky ReLU)."""
+    step, name = trace.steps[s], step_text(trace, s)
+    if sc.pool.kind != "none":
+        k, i, j = pick(rng, step.pooled, lambda v: v != 0)
+        where = "" if sc.pool.is_global else f", window at {cell_text((i, j))}"
+        text = (
+            f"{name}: the {'global ' if sc.pool.is_global else ''}{sc.pool.kind} pooling output "
+            f"of filter {sc.conv.filters[k].name}{where}."
+        )
+        return "pooled", f"steps[{s}].pooled[{k}][{i}][{j}]", s, None, text
+    negative = sc.activation.kind in ("relu", "leaky_relu") and rng.random() < 0.5
+    k, i, j = pick(rng, step.conv, (lambda v: v < 0) if negative else (lambda v: v > 0))
+    text = f"{name}: {ACTIVATION_TEXT[sc.activation.kind]} for filter {sc.conv.filters[k].name} at {cell_text((i, j))}."
+    return "activated", f"steps[{s}].activated[{k}][{i}][{j}]", s, None, text
+
+
+def first_sample_questions(sc, trace, rng: np.random.Generator) -> list[Asked]:
+    """The first sample's logit, probability and loss, one dense-weight gradient and that weight updated."""
+    first, with_initial = trace.steps[0], f"{step_text(trace, 0)} (the first sample)"
+    c = int(rng.integers(len(sc.classes)))
+    asked = [("logits", f"steps[0].logits[{c}]", 0, None, f"{with_initial}: the logit of class {sc.classes[c]}.")]
+    c = int(rng.integers(len(sc.classes)))
+    probability = f"{with_initial}: the softmax probability of class {sc.classes[c]}."
+    asked.append(("probs", f"steps[0].probs[{c}]", 0, None, probability))
+    asked.append(("loss", "steps[0].loss", 0, None, f"{with_initial}: the cross-entropy loss."))
+    c, n = pick(rng, first.grad_dense_weights, lambda v: v != 0)
+    h, w = sc.pooled_shape
+    origin = f"filter {sc.conv.filters[n // (h * w)].name}, {cell_text(divmod(n % (h * w), w))}"
+    weight = f"the dense weight of class {sc.classes[c]} and feature {n + 1} ({origin})"
+    gradient = f"{with_initial}: the gradient of the loss with respect to {weight}."
+    asked.append(("grad_dense_weights", f"steps[0].grad_dense_weights[{c}][{n}]", 0, None, gradient))
+    rate = f"learning rate {sc.training.learning_rate:g}"
+    if sc.training.update == "per_sample":
+        when = f"after the update that follows image {first.sample} ({rate})"
+    else:
+        mode = "mean" if sc.training.update == "batch_mean" else "sum"
+        when = f"after the batch update of pass 1 (the {mode} of all images' gradients, {rate})"
+    asked.append(
+        ("dense_weights", f"updates[0].dense_weights[{c}][{n}]", None, 0, f"{weight[0].upper()}{weight[1:]} {when}.")
+    )
+    return asked
 
 
 def key_entry(variant: Variant, questions: list[Question], folder: str) -> dict:

@@ -12,11 +12,12 @@ import dataclasses
 
 import sympy
 
-from ..document.builder import Builder, build_document, unique_slugs
+from ..document.builder import Builder, build_document, section_key
 from ..document.model import Cell, Document, Formula, Section, Settings, Table, Text, equation, relu_display
+from ..document.names import unique_slugs
 from ..errors import VerificationError
 from ..scenario.model import Scenario, parse_path
-from ..verify import Report, check
+from ..verify import Report
 from .questions import KIND_TEXT, Question
 from .variants import Variant
 
@@ -48,21 +49,6 @@ class AnswerBox(sympy.Atom):
         return box
 
 
-def checked_report(sc: Scenario) -> Report:
-    """SymPy against NumPy for every value, as `symcnn render` does before writing."""
-    report = check(sc)
-    if report.mismatches or report.missing:
-        first = report.mismatches[0][0] if report.mismatches else report.missing[0]
-        raise VerificationError(f"{sc.name}: {first}: SymPy and NumPy disagree; `symcnn check` shows the table")
-    return report
-
-
-def settings_for(sc: Scenario) -> Settings:
-    """The scenario's display hints, as `symcnn render` takes them (else summary, 3 decimals, decimals)."""
-    display = sc.display
-    return Settings(display.get("detail", "summary"), display.get("precision", 3), display.get("fractions", False))
-
-
 # ---------------------------------------------------------------- the student sheet
 
 
@@ -83,7 +69,7 @@ def student_document(report: Report, variant: Variant, questions: list[Question]
     blocks = []
     for number, q in enumerate(questions, start=1):
         blocks.append(Text(f"{number}. {q.text}"))
-        blocks.append(Formula(quantity_at(report.derivation, q.path).symbol, AnswerBox()))
+        blocks.append(Formula(report.derivation.quantity_at(q.path).symbol, AnswerBox()))
     # every number a question needs is on the sheet: the setup's matrices are never elided; its pictures
     # (which repeat the matrices) stay in the solution, so a sheet prints on two pages
     setup = Builder(report, dataclasses.replace(settings, detail="full")).setup()
@@ -153,13 +139,14 @@ def solution_document(report: Report, variant: Variant, questions: list[Question
     elide = settings.detail == "summary"
     rows, details = [], []
     for number, q in enumerate(questions, start=1):
-        quantity = quantity_at(d, q.path)
+        quantity = d.quantity_at(q.path)
         shown = answer_equation(sc, d, q, quantity, elide)
         suffix, matrix = SECTION_OF[q.kind]
         index = [part for part in parse_path(q.path) if isinstance(part, int)][1:]
         if q.kind == "conv":
             suffix = suffix.format(filter=unique_slugs(f.name for f in sc.conv.filters)[index[0]])
-        section = by_key.get(f"{section_prefix(d, q)}-{suffix}")
+        record = d.steps[q.step] if q.step is not None else d.updates[q.update]
+        section = by_key.get(f"{section_key(d, record)}-{suffix}")
         if section is None:
             raise VerificationError(f"{q.path}: no section of the worked solution shows it")
         where = f"{section.context}: {section.title}"
@@ -189,35 +176,14 @@ def solution_document(report: Report, variant: Variant, questions: list[Question
     return dataclasses.replace(doc, name="solution", title=f"{doc.title} (solution)", sections=(qa, *sections))
 
 
-def quantity_at(d, path: str):
-    """The Quantity (symbol, general, substituted, value) at a `symcnn values` path, built on its own."""
-    part, n, key, *index = parse_path(path)
-    record = {"steps": d.steps, "updates": d.updates, "final": d.final}[part][n]
-    return record.groups[key][tuple(index)]
-
-
 def answer_equation(sc: Scenario, d, q: Question, quantity, elide: bool):
     """The asked value as general = substituted = value, displayed as the worked solution shows it."""
     if q.kind == "activated":
-        z = quantity_at(d, q.path.replace(".activated", ".conv"))
+        z = d.quantity_at(q.path.replace(".activated", ".conv"))
         shown = relu_display(sc.activation.kind, z.symbol, sympy.Rational(repr(sc.activation.slope)))
         if shown is not None:
             return equation(quantity, shown, {z.symbol: z.value}, elide=elide)
     return equation(quantity, elide=elide)
-
-
-def section_prefix(d, q: Question) -> str:
-    """The section key prefix the worked solution gives the asked step (see worked.Builder.build)."""
-    passes = len({s.iteration for s in d.steps}) > 1
-    names = [x.name for x in d.scenario.inputs]
-    keys = dict(zip(names, unique_slugs(names)))
-    if q.step is not None:
-        step = d.steps[q.step]
-        return (f"it{step.iteration}-" if passes else "") + keys[step.sample]
-    update = d.updates[q.update]
-    if update.after is None:
-        return f"it{update.iteration}-batch"
-    return (f"it{update.iteration}-" if passes else "") + keys[update.after]
 
 
 def matrix_name(N, sc: Scenario, matrix: str | None, index: list[int]):

@@ -18,7 +18,7 @@ import jinja2
 from .. import escape
 from ..document.model import Document, Matrix, Settings
 from ..document.numbers import format_number
-from ..errors import RenderError, UsageError, VerificationError
+from ..errors import RenderError, UsageError
 from ..scenario.model import Scenario
 from . import FORMATS, drawing
 from .latex import SymcnnLatexPrinter
@@ -290,29 +290,16 @@ def document_for(
 ) -> Document:
     """Check the scenario (SymPy against NumPy) and build its worked solution."""
     from ..document.stack_builder import build_any_document as build_document
-    from ..verify import check
+    from ..verify import checked
 
-    report = check(sc)
-    if report.mismatches or report.missing:
-        first = report.mismatches[0][0] if report.mismatches else report.missing[0]
-        raise VerificationError(
-            f"{first}: SymPy and NumPy disagree (and {len(report.mismatches) + len(report.missing) - 1} more); "
-            "`symcnn check` shows the table. A value exactly at a ReLU kink or a max-pool tie in exact "
-            "arithmetic but not in floating point does this."
-        )
-    detail = detail or sc.display.get("detail", "summary")
+    report = checked(sc)
+    settings = Settings.from_display(sc.display, detail, precision, fractions, iterations)
     pages = round(report.compared * LINES_PER_VALUE / LINES_PER_PAGE)
-    if detail == "full" and pages > MAX_FULL_PAGES and not force:
+    if settings.detail == "full" and pages > MAX_FULL_PAGES and not force:
         raise UsageError(
             f"--detail full: about {pages:,} pages ({report.compared:,} values, each an equation); "
             "add --force to write them anyway, or use --detail summary"
         )
-    settings = Settings(
-        detail=detail,
-        precision=precision if precision is not None else sc.display.get("precision", 3),
-        fractions=fractions if fractions is not None else sc.display.get("fractions", False),
-        iterations=iterations,
-    )
     return build_document(report, settings)
 
 

@@ -10,10 +10,32 @@ from ..document.numbers import format_number
 from ..engine.algebra import Sub
 from ..engine.notation import Notation, SymbolInfo
 
-BASE_TEX = {"eta": r"\eta"}
+BASE_TEX = {
+    "eta": r"\eta",
+    "mu": r"\mu",
+    "beta": r"\beta",
+    "epsilon": r"\varepsilon",
+    "mhat": r"\hat{m}",
+    "vhat": r"\hat{v}",
+}
 
 
-class SymcnnLatexPrinter(LatexPrinter):
+class NumbersPrinted:
+    """Every kind of SymPy number through the printer's own ``number`` (our rounding, exact decimals):
+    mixed into the LaTeX and the MathML printer alike."""
+
+    def _print_Integer(self, expr):
+        return self.number(expr)
+
+    _print_Rational = _print_Integer
+    _print_Float = _print_Integer
+    _print_Zero = _print_Integer
+    _print_One = _print_Integer
+    _print_NegativeOne = _print_Integer
+    _print_Half = _print_Integer
+
+
+class SymcnnLatexPrinter(NumbersPrinted, LatexPrinter):
     """LatexPrinter with symcnn's symbol names, number style and a ``Sub`` node; nothing else."""
 
     printmethod = "_symcnn_latex"
@@ -37,21 +59,15 @@ class SymcnnLatexPrinter(LatexPrinter):
         return self.symbol_tex(info)
 
     def symbol_tex(self, info: SymbolInfo) -> str:
-        from ..engine.notation import NOTATION
-
-        letter, owner_at = NOTATION[info.kind]
+        letter, above, below = info.scripts()
+        esc = self._settings["text_escape"]
         base = BASE_TEX.get(letter, letter)
         if info.new:
             base = "{" + base + "'}"
-        sup = sub = ""
-        esc = self._settings["text_escape"]
-        owner = rf"\text{{{esc(info.owner)}}}" if info.owner is not None else None
-        index = ",".join(str(i) for i in info.index)
-        if owner_at == "sup" and owner:
-            sup = owner
-            sub = index
-        else:
-            sub = ",".join(part for part in (owner, index) if part)
+        sup = rf"\text{{{esc(above)}}}" if above is not None else ""
+        sub = ",".join(rf"\text{{{esc(part)}}}" if isinstance(part, str) else str(part) for part in below)
+        if info.time is not None:  # optimizer state: t or t-1, in math
+            sub = ",".join(part for part in (sub, info.time) if part)
         tex = base + (f"^{{{sup}}}" if sup else "") + (f"_{{{sub}}}" if sub else "")
         if info.grad:
             loss = "L"
@@ -64,16 +80,6 @@ class SymcnnLatexPrinter(LatexPrinter):
     def number(self, expr) -> str:
         settings = self._settings
         return format_number(expr, settings["precision"], settings["fractions"], settings["scientific"])[0]
-
-    def _print_Integer(self, expr):
-        return self.number(expr)
-
-    _print_Rational = _print_Integer
-    _print_Float = _print_Integer
-    _print_Zero = _print_Integer
-    _print_One = _print_Integer
-    _print_NegativeOne = _print_Integer
-    _print_Half = _print_Integer
 
     # structure -------------------------------------------------------------------------
     def _factor(self, arg) -> str:

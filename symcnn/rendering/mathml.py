@@ -11,15 +11,22 @@ from sympy.printing.mathml import MathMLPresentationPrinter
 
 from ..document.numbers import format_number
 from ..engine.algebra import Sub
-from ..engine.notation import NOTATION, Notation, SymbolInfo
+from ..engine.notation import Notation, SymbolInfo
+from .latex import NumbersPrinted
 
-BASE_MATHML = {"eta": "\N{GREEK SMALL LETTER ETA}"}
+BASE_MATHML = {
+    "eta": "\N{GREEK SMALL LETTER ETA}",
+    "mu": "\N{GREEK SMALL LETTER MU}",
+    "beta": "\N{GREEK SMALL LETTER BETA}",
+    "epsilon": "\N{GREEK SMALL LETTER EPSILON}",
+}
+HATS = {"mhat": "m", "vhat": "v"}  # Adam's bias-corrected moments
 MINUS = "\N{MINUS SIGN}"
 FRACTION = re.compile(r"(-?)\\frac\{(\d+)\}\{(\d+)\}")
 SCIENTIFIC = re.compile(r"(-?)([\d.]+) \\times 10\^\{(-?\d+)\}")
 
 
-class SymcnnMathMLPrinter(MathMLPresentationPrinter):
+class SymcnnMathMLPrinter(NumbersPrinted, MathMLPresentationPrinter):
     """MathMLPresentationPrinter with symcnn's symbol names, number style and a ``Sub`` node."""
 
     printmethod = "_symcnn_mathml"
@@ -71,20 +78,19 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
         return self.symbol(info)
 
     def symbol(self, info: SymbolInfo):
-        letter, owner_at = NOTATION[info.kind]
-        base = self.el("mi", text=BASE_MATHML.get(letter, letter))
+        letter, above, below = info.scripts()
+        base = self.el("mi", text=BASE_MATHML.get(letter, HATS.get(letter, letter)))
+        if letter in HATS:
+            base = self.el("mover", base, self.mo("^"))
+            base.setAttribute("accent", "true")
         prime = self.mo("\N{PRIME}") if info.new else None  # the parameter after an update: W'
-        owner = self.el("mtext", text=info.owner) if info.owner is not None else None
-        index = []
-        for n, i in enumerate(info.index):
-            index += ([self.mo(",")] if n else []) + [self.el("mn", text=str(i))]
-        if owner_at == "sup" and owner is not None:
-            sup, sub = owner, index
-        else:
-            sup, sub = (
-                None,
-                ([owner] if owner is not None else []) + ([self.mo(",")] if owner and index else []) + index,
-            )
+        sup = self.el("mtext", text=above) if above is not None else None
+        sub = []
+        for n, part in enumerate(below):
+            sub += ([self.mo(",")] if n else []) + [self.el("mtext" if isinstance(part, str) else "mn", text=str(part))]
+        if info.time is not None:  # optimizer state: t or t-1
+            sub += ([self.mo(",")] if sub else []) + [self.el("mi", text="t")]
+            sub += [self.mo(MINUS), self.el("mn", text="1")] if info.time != "t" else []
         if prime is not None:
             sup = prime if sup is None else self.row(prime, sup)
         node = base
@@ -119,16 +125,6 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
             sign = [self.mo(MINUS)] if text.startswith("-") else []
             node = self.el("mn", text=text.lstrip("-"))
         return self.row(*sign, node) if sign else node
-
-    def _print_Integer(self, expr):
-        return self.number(expr)
-
-    _print_Rational = _print_Integer
-    _print_Float = _print_Integer
-    _print_Zero = _print_Integer
-    _print_One = _print_Integer
-    _print_NegativeOne = _print_Integer
-    _print_Half = _print_Integer
 
     # structure -------------------------------------------------------------------------
     def starts_with_minus(self, node) -> bool:
@@ -238,7 +234,3 @@ class SymcnnMathMLPrinter(MathMLPresentationPrinter):
 
     def _print_exp(self, expr):
         return self.el("msup", self.el("mi", text="e"), self._print(expr.args[0]))
-
-
-def to_mathml(expr, **settings) -> str:
-    return SymcnnMathMLPrinter(settings).doprint(expr)

@@ -42,6 +42,8 @@ __all__ = [  # the layer types, re-exported: scenario.model is where a scenario'
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 UPDATES = ("per_sample", "batch_mean", "batch_sum")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+OPTIMIZER_KEYS = {"sgd": (), "momentum": ("momentum", "nesterov"), "adam": ("betas", "eps")}
 DISPLAY_KEYS = {"precision": int, "fractions": bool, "detail": str}
 EXERCISE_ALLOW = ("zero-maps", "pool-ties", "saturated")  # degenerate draws `symcnn exercise` may keep
 
@@ -73,11 +75,23 @@ class Input:
 
 
 @dataclass(frozen=True)
+class Optimizer:
+    """PyTorch's SGD (dampening 0, no weight decay) with momentum/nesterov, or Adam (no amsgrad)."""
+
+    kind: str = "sgd"  # sgd | momentum | adam
+    momentum: float = 0.9
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+
+@dataclass(frozen=True)
 class Training:
     learning_rate: float
     iterations: int
     update: str
     update_filters: bool
+    optimizer: Optimizer = Optimizer()
 
 
 @dataclass(frozen=True)
@@ -179,7 +193,7 @@ def _inputs(value: Any, classes: tuple[str, ...]) -> tuple[Input, ...]:
 
 def _training(value: Any) -> Training:
     data = as_mapping(
-        value, "training", ("learning_rate", "iterations", "update", "update_filters"), ("learning_rate",)
+        value, "training", ("learning_rate", "iterations", "update", "update_filters", "optimizer"), ("learning_rate",)
     )
     rate = as_number(data["learning_rate"], "training.learning_rate")
     if rate <= 0:
@@ -193,7 +207,45 @@ def _training(value: Any) -> Training:
     update_filters = data.get("update_filters", False)
     if not isinstance(update_filters, bool):
         raise ScenarioError("training.update_filters", f"expected true or false, got {describe(update_filters)}")
-    return Training(rate, iterations, update, update_filters)
+    return Training(rate, iterations, update, update_filters, _optimizer(data.get("optimizer", "sgd")))
+
+
+def _optimizer(value: Any) -> Optimizer:
+    where = "training.optimizer"
+    if not isinstance(value, Mapping):
+        value = {"kind": value}
+        kind_at = where
+    else:
+        kind_at = f"{where}.kind"
+        if "kind" not in value:
+            raise ScenarioError(kind_at, "missing key")
+    kind = value.get("kind")
+    if kind not in OPTIMIZERS:
+        raise ScenarioError(kind_at, f"unknown optimizer {describe(kind)}; expected one of {', '.join(OPTIMIZERS)}")
+    data = as_mapping(value, where, ("kind", *OPTIMIZER_KEYS[kind]), ("kind",))
+    if kind == "momentum":
+        momentum = as_number(data.get("momentum", 0.9), f"{where}.momentum")
+        if not 0 <= momentum < 1:
+            raise ScenarioError(f"{where}.momentum", f"must be >= 0 and < 1, got {data.get('momentum')}")
+        nesterov = data.get("nesterov", False)
+        if not isinstance(nesterov, bool):
+            raise ScenarioError(f"{where}.nesterov", f"expected true or false, got {describe(nesterov)}")
+        if nesterov and momentum == 0:  # torch.optim.SGD refuses it too
+            raise ScenarioError(f"{where}.nesterov", "needs a momentum > 0 (as torch.optim.SGD)")
+        return Optimizer(kind, momentum=momentum, nesterov=nesterov)
+    if kind == "adam":
+        betas = as_list(data.get("betas", [0.9, 0.999]), f"{where}.betas")
+        if len(betas) != 2:
+            raise ScenarioError(f"{where}.betas", f"expected 2 numbers [beta1, beta2], got {len(betas)}")
+        betas = tuple(as_number(b, f"{where}.betas[{i}]") for i, b in enumerate(betas))
+        for i, beta in enumerate(betas):
+            if not 0 <= beta < 1:
+                raise ScenarioError(f"{where}.betas[{i}]", f"must be >= 0 and < 1, got {data['betas'][i]}")
+        eps = as_number(data.get("eps", 1e-8), f"{where}.eps")
+        if eps <= 0:
+            raise ScenarioError(f"{where}.eps", f"must be > 0, got {data['eps']}")
+        return Optimizer(kind, betas=betas, eps=eps)
+    return Optimizer()
 
 
 def _claims(value: Any) -> tuple[Claim, ...]:

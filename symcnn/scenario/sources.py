@@ -65,23 +65,29 @@ def read_source(source: str | Path) -> tuple[Any, str]:
     if path.suffix.lower() not in (".yaml", ".yml", ".json"):
         if text_source in builtin_names():
             resource = builtin_dir() / f"{text_source}.yaml"
-            return _parse(resource.read_text(encoding="utf-8"), "yaml", text_source), text_source
+            return parse_text(resource.read_text(encoding="utf-8"), "yaml", text_source), text_source
         if path.exists():
             raise ScenarioError(text_source, "expected a .yaml, .yml or .json file")
         known = ", ".join(builtin_names())
         raise ScenarioError(text_source, f"no such file or built-in scenario (built-ins: {known})")
+    return read_data(path), text_source
+
+
+def read_data(path: str | Path, kind: str | None = None) -> Any:
+    """Plain data from a YAML or JSON file (JSON when it ends in .json, unless ``kind`` says); errors name the file."""
+    label = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ScenarioError(text_source, "no such file") from None
+        raise ScenarioError(label, "no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ScenarioError(text_source, f"cannot read file: {reason}") from None
-    kind = "json" if path.suffix.lower() == ".json" else "yaml"
-    return _parse(text, kind, text_source), text_source
+        raise ScenarioError(label, f"cannot read file: {reason}") from None
+    kind = kind or ("json" if label.lower().endswith(".json") else "yaml")
+    return parse_text(text, kind, label)
 
 
-def _parse(text: str, kind: str, label: str) -> Any:
+def parse_text(text: str, kind: str, label: str) -> Any:
     if kind == "json":
         # NaN/Infinity parse to floats here; validation rejects them naming the key path.
         try:
