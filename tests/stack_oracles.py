@@ -20,6 +20,28 @@ except ImportError:  # tests/ imported as a package
     from tests.reference import stack_spec
 
 
+def _extras(draw, layers: list[dict], activations, height: int, width: int) -> tuple[int, int]:
+    """Up to two activation or pool layers, any order; returns the feature maps' new height and width."""
+    for kind in draw(st.lists(st.sampled_from(["activation", "pool"]), max_size=2)):
+        if kind == "activation":
+            layers.append({"activation": draw(activations)})
+            continue
+        pool: dict = {"kind": draw(st.sampled_from(["max", "avg"]))}
+        if draw(st.integers(0, 3)) == 0:
+            pool["size"] = "global"
+            height = width = 1
+        else:
+            ph, pw = draw(st.integers(1, min(2, height))), draw(st.integers(1, min(2, width)))
+            pool["size"] = ph if ph == pw and draw(st.booleans()) else [ph, pw]
+            sh, sw = ph, pw
+            if draw(st.booleans()):
+                sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+                pool["stride"] = [sh, sw]
+            height, width = (height - ph) // sh + 1, (width - pw) // sw + 1
+        layers.append({"pool": pool})
+    return height, width
+
+
 def engine_values(scenario: dict | str) -> dict:
     data = copy.deepcopy(scenario) if isinstance(scenario, dict) else scenario
     return symcnn.run(symcnn.load(data)).to_dict()
@@ -196,10 +218,10 @@ def torch_stack_run(scenario: dict, grid: float | None = None) -> dict:
 
 @st.composite
 def stacks(draw, max_conv: int = 3, max_dense: int = 3) -> dict:
-    """A valid `layers` scenario: 0-3 conv layers, each optionally followed by an activation and a
-    pool (every stride, padding, channel and pool option), then 1-3 dense layers with activations
-    between them. Shapes come from hypothesis, values from a seeded generator (uniform floats, so
-    kinks and ties are rare and are then skipped, see `degenerate`)."""
+    """A valid `layers` scenario: 0-3 conv layers, each followed by up to two activation or pool layers
+    in any order (every stride, padding, channel and pool option; sometimes also on the image itself),
+    then 1-3 dense layers with activations between them. Shapes come from hypothesis, values from a
+    seeded generator (uniform floats, so kinks and ties are rare and are then skipped, see `degenerate`)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     uniform = lambda *shape: np.round(rng.uniform(-1, 1, shape), 6).tolist()  # noqa: E731
     channels = draw(st.integers(1, 2))
@@ -210,6 +232,8 @@ def stacks(draw, max_conv: int = 3, max_dense: int = 3) -> dict:
         st.builds(lambda s: {"kind": "leaky_relu", "slope": s}, st.sampled_from([0.1, 0.3])),
     )
     layers: list[dict] = []
+    if not draw(st.integers(0, 4)):  # now and then an activation or a pool right on the image
+        height, width = _extras(draw, layers, activations, height, width)
     for _ in range(draw(st.integers(0, max_conv))):
         padding = draw(st.integers(0, 1))
         kh = draw(st.integers(1, min(3, height + 2 * padding)))
@@ -235,22 +259,7 @@ def stacks(draw, max_conv: int = 3, max_dense: int = 3) -> dict:
         )
         channels = filters
         height, width = (height + 2 * padding - kh) // stride + 1, (width + 2 * padding - kw) // stride + 1
-        if draw(st.booleans()):
-            layers.append({"activation": draw(activations)})
-        if draw(st.booleans()):
-            pool: dict = {"kind": draw(st.sampled_from(["max", "avg"]))}
-            if draw(st.integers(0, 3)) == 0:
-                pool["size"] = "global"
-                height = width = 1
-            else:
-                ph, pw = draw(st.integers(1, min(2, height))), draw(st.integers(1, min(2, width)))
-                pool["size"] = ph if ph == pw and draw(st.booleans()) else [ph, pw]
-                sh, sw = ph, pw
-                if draw(st.booleans()):
-                    sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-                    pool["stride"] = [sh, sw]
-                height, width = (height - ph) // sh + 1, (width - pw) // sw + 1
-            layers.append({"pool": pool})
+        height, width = _extras(draw, layers, activations, height, width)
     classes = draw(st.integers(2, 3))
     inputs = channels * height * width
     n_dense = draw(st.integers(1, max_dense))
