@@ -119,15 +119,21 @@ def render(scenario, fmt: str, out, **options):
 
 def exercise(scenario="four-images", seed: int = 0, count: int = 1, out="exercises", **options):
     """Write ``count`` exercise variants of ``scenario`` drawn from ``seed`` into the folder ``out``, as
-    `symcnn exercise`. Options: difficulty ("easy", "medium", "hard"), fmt ("markdown", "pdf"), jobs.
-    Returns the variant folders and the top-level files (key.json, class.pdf)."""
+    `symcnn exercise`. Options: difficulty ("easy", "medium", "hard"), fmt ("markdown", "pdf", "html", and
+    the LMS formats "moodle", "gift", "qti"; several as a list or comma-separated), jobs. Returns the variant
+    folders and the top-level files (key.json, class.pdf, moodle.xml, ...)."""
     from .exercises.batch import write_exercises
 
     return write_exercises(scenario, seed, count, out, **options)
 
 
 def grade(answers, key):
-    """Mark an answers file against a key.json; returns a Grade (``.score``, ``.marks``, ``.table()``)."""
+    """Mark an answers file against a key.json; returns a Grade (``.score``, ``.marks``, ``.table()``).
+    A ``.csv`` of a class's answers gives a Gradebook (``.rows``, ``.csv()``, ``.summary()``)."""
+    if str(answers).lower().endswith(".csv"):
+        from .exercises.gradebook import gradebook
+
+        return gradebook(answers, key)
     from .exercises.grading import grade as _grade
 
     return _grade(answers, key)

@@ -36,23 +36,29 @@ def assert_matches(values, scenario, rtol: float = 1e-7, atol: float = 1e-10) ->
 
 def _compare(given, want, path: str, rtol: float, atol: float) -> None:
     if isinstance(given, Mapping):
-        if not isinstance(want, Mapping):
-            raise AssertionError(f"{path}: got a mapping, expected {_shape_text(want)}")
-        for key, value in given.items():
-            if key not in want:
-                raise AssertionError(f"{path}.{key}: symcnn has no such value")
-            _compare(value, want[key], f"{path}.{key}", rtol, atol)
-        return
-    if path.rsplit(".", 1)[-1] in TEXT_KEYS or isinstance(want, str) or want is None:
+        _compare_mapping(given, want, path, rtol, atol)
+    elif path.rsplit(".", 1)[-1] in TEXT_KEYS or isinstance(want, str) or want is None:
         if given != want:
             raise AssertionError(f"{path}: {given!r} != {want!r}")
-        return
-    if isinstance(want, list) and want and isinstance(want[0], Mapping):  # steps, updates, final
+    elif isinstance(want, list) and want and isinstance(want[0], Mapping):  # steps, updates, final
         if not isinstance(given, (list, tuple)) or len(given) != len(want):
             raise AssertionError(f"{path}: expected a list of {len(want)} records")
         for i, (g, w) in enumerate(zip(given, want)):
             _compare(g, w, f"{path}[{i}]", rtol, atol)
-        return
+    else:
+        _compare_numbers(given, want, path, rtol, atol)
+
+
+def _compare_mapping(given, want, path: str, rtol: float, atol: float) -> None:
+    if not isinstance(want, Mapping):
+        raise AssertionError(f"{path}: got a mapping, expected {_shape_text(want)}")
+    for key, value in given.items():
+        if key not in want:
+            raise AssertionError(f"{path}.{key}: symcnn has no such value")
+        _compare(value, want[key], f"{path}.{key}", rtol, atol)
+
+
+def _compare_numbers(given, want, path: str, rtol: float, atol: float) -> None:
     given_array = np.asarray(_to_numpy(given), dtype=np.float64)
     want_array = np.asarray(want, dtype=np.float64)
     if given_array.shape != want_array.shape:

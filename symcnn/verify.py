@@ -139,16 +139,20 @@ def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12, thorough: bool 
     """Derive with SymPy, compute with NumPy, compare every value, audit claims. ``thorough`` also builds
     every cell's own SymPy expression and confirms that it evaluates to the layer rule's value."""
     from .engine.exact import derive
+    from .engine.legacy_layers import LegacyLayers
     from .engine.numeric import run
     from .engine.stack_cells import derive_stack
 
     numeric = run(sc).to_dict()
     claims = audit_claims(sc, numeric)  # bad claim paths fail before the slow part
     derivation = None if sc.is_stack else derive(sc)
-    stack = derive_stack(sc)  # every scenario: the per-layer keys and dL/dx (for stacks, everything)
-    if thorough:
-        for _ in (*(derivation.quantities() if derivation else ()), *stack.quantities()):
-            pass  # each one raises VerificationError unless it agrees
+    # the per-layer keys and dL/dx: a stack's own derivation; a legacy scenario's groups under their new paths
+    stack = derive_stack(sc) if sc.is_stack else LegacyLayers(derivation)
+    if thorough:  # every cell's own expression; the layer walker re-derives a legacy scenario cell by cell too
+        every = (derivation.quantities(), derive_stack(sc).quantities()) if derivation else (stack.quantities(),)
+        for quantities in every:
+            for _ in quantities:
+                pass  # each one raises VerificationError unless it agrees
     counts: dict[str, int] = defaultdict(int)
     diffs: dict[str, float] = defaultdict(float)
     bad: dict[str, list] = defaultdict(list)

@@ -186,7 +186,12 @@ CASES = [
         check=True,
     ),
     case("yaml-unhashable-key", raw("key.yaml", "? [a, b]\n: 1\n"), FILE, "invalid YAML: found unhashable key"),
-    case("yaml-nested-too-deeply", raw("deep.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n"), FILE, "nested too deeply"),
+    # LibYAML's C parser (used where PyYAML has it) reads the nesting; the pure-Python one runs out of stack
+    case(
+        "yaml-nested-too-deeply",
+        raw("deep.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n"),
+        *(("a", "unknown key") if yaml.__with_libyaml__ else (FILE, "nested too deeply")),
+    ),
     case("json-syntax", raw("broken.json", '{"classes": ["cat", "dog"],}'), FILE, "invalid JSON", check=True),
     case("json-duplicate-key", raw("dup.json", DUPLICATE_JSON), FILE, "duplicate key 'classes'"),
     case("json-nested-too-deeply", raw("deep.json", "[" * DEEP + "]" * DEEP), FILE, "nested too deeply"),

@@ -150,6 +150,16 @@ def test_a_bad_row_is_one_error_line_and_nothing_is_written(key, tmp_path, capsy
     assert not out_file.exists() and [p.name for p in tmp_path.iterdir()] == ["answers.csv"]
 
 
+def test_the_python_api_grades_a_csv_too(key, tmp_path):
+    import symcnn
+
+    right = [str(q["value"]) for q in variants(key)["3"]["questions"].values()]
+    answers = write_csv(tmp_path / "a.csv", [["id", "variant", *QIDS], ["7", "3", *right]])
+    book = symcnn.grade(answers, key)
+    assert [row.score for row in book.rows] == [7]
+    assert book.csv().splitlines()[1] == "7,3,7,100.0," + ",".join(["1"] * 7)
+
+
 def test_yaml_answers_take_no_out(key, tmp_path, capsys):
     answers = tmp_path / "ada.yaml"
     answers.write_text("variant: 1\nanswers: {q1: 1}\n", encoding="utf-8")

@@ -313,9 +313,10 @@ def test_gift_has_the_same_categories_and_answers_as_the_key(batch):
         number, qid = q["name"].split(" variant ")[1].split()
         item = key["variants"][number]["questions"][qid]
         assert float(q["value"]) == item["value"] and float(q["tol"]) == item["tol"]
-    first = key["variants"]["1"]["questions"]["q1"]
-    values = values_of(batch, "1")
-    assert float(questions[0]["value"]) == lookup(values, first["path"])
+    values = {n: values_of(batch, n) for n in key["variants"]}
+    for q in questions:
+        number, qid = q["name"].split(" variant ")[1].split()
+        assert float(q["value"]) == lookup(values[number], key["variants"][number]["questions"][qid]["path"])
 
 
 def test_gift_text_is_moodles_html_without_pictures(batch):
@@ -458,3 +459,26 @@ def test_the_committed_example_batch_is_fresh(tmp_path):
     stale = sorted(name for name in fresh if fresh[name] != stored[name])
     assert not stale, f"output/exercises/ is stale ({', '.join(stale[:5])}): run `symcnn examples --out output`"
     assert {"moodle.xml", "questions.gift", "qti.zip", "key.json"} <= set(fresh)
+
+
+def test_a_stack_scenario_exports_whatever_questions_it_has(tmp_path):
+    """A `layers` scenario's variants (their own questions: hidden gradients, dL/dx, ...) export the same way."""
+    assert (
+        exercise(tmp_path, "two-conv", "--seed", "1", "--count", "1", "--format", "moodle,gift,qti", "--jobs", "1") == 0
+    )
+    key = key_of(tmp_path)
+    expected = key["variants"]["1"]["questions"]
+    values = values_of(tmp_path, "1")
+    moodle = moodle_questions(tmp_path)
+    gift = read_gift((tmp_path / "questions.gift").read_text(encoding="utf-8"))
+    sections = qti_sections(tmp_path)
+    assert len(moodle) == len(gift) == len(sections) == len(expected)
+    for (category, q), g, section, (qid, item) in zip(moodle, gift, sections, expected.items()):
+        assert category.split("/")[-1].startswith(f"{qid}-") and g["category"] == category
+        assert float(q.findtext("answer/text")) == float(g["value"]) == item["value"] == lookup(values, item["path"])
+        assert float(q.findtext("answer/tolerance")) == float(g["tol"]) == item["tol"]
+        (qti_item,) = section.findall(f"{QTI}item")
+        assert qti_answer(qti_item)[0] == item["value"]
+    (cloze,) = cloze_questions(tmp_path)
+    answers = cloze_answers(cloze.findtext("questiontext/text"))
+    assert [float(v) for _, v, _ in answers] == [item["value"] for item in expected.values()]

@@ -205,3 +205,19 @@ def test_identity_activation_and_a_stack_without_conv_check_clean():
     W = np.array([[0.1, 0.2, 0.3, 0.4], [0.3, -0.1, 0, 0]])
     dh = np.array(values["layers"][1]["grad_output"])  # dL/d(first dense output)
     assert np.allclose(values["grad_input"], (W.T @ dh).reshape(2, 2), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["zebra-cat", "four-images"])
+def test_legacy_grad_input_equals_the_stack_walkers_to_40_digits(name):
+    """A legacy scenario's dL/dx (fixed-point integers, legacy_layers) against the layer walker's (stack)."""
+    from symcnn.engine.exact import derive
+    from symcnn.engine.legacy_layers import LegacyLayers
+
+    sc = symcnn.load(name)
+    legacy = LegacyLayers(derive(sc))
+    walker = derive_stack(sc)
+    for step, record in zip(legacy.derivation.steps, walker.steps):
+        ours = legacy.grad_input(step).values
+        theirs = record.groups["grad_input"].values
+        for index, value in np.ndenumerate(ours):
+            assert abs(to_sympy(value) - to_sympy(theirs[index])) <= sympy.Float(10) ** -40, (step.path, index)

@@ -17,6 +17,7 @@ from .layout import heatmap
 from .model import Cell, Document, Figure, Section, Settings, Table, Text, cells_to_show, equation, matrices, values_of
 from .names import ACTIVATION_NAMES, UPDATE_NAMES, WIDE_CLASSES, unique_slugs
 from .numbers import plain_number
+from .pictures import training_figure
 
 FLIPPED = (
     "Why the filter appears flipped: output cell (i, j) met input cell (r, q) through filter entry "
@@ -348,7 +349,7 @@ class StackBuilder:
             rows.append(
                 (Cell(when), Cell(step.sample), Cell(step.label)) + cells + (Cell(g["loss"].numbers().item(), True),)
             )
-        return Section("Training summary", "summary", [Table(header, tuple(rows))], 1)
+        return Section("Training summary", "summary", [Table(header, tuple(rows)), training_figure(self.d)], 1)
 
     def final(self) -> Section:
         blocks = []

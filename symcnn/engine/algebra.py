@@ -108,6 +108,12 @@ def _evaluate(expr, env):
         if isinstance(power, Fraction) and power.denominator == 1:
             return base ** int(power)
         return mpmath.power(base, power)
+    return _evaluate_other(expr, env)
+
+
+def _evaluate_other(expr, env):
+    """Our own nodes (Sub, MaxOf), Piecewise and exp/log/tanh; anything else through SymPy."""
+    args = expr.args
     if isinstance(expr, Sub):
         a, b = _evaluate(args[0], env), _evaluate(args[1], env)
         if isinstance(a, Fraction) and isinstance(b, mpmath.mpf):  # mpmath cannot take a Fraction on the left

@@ -21,7 +21,7 @@ from sympy import exp
 from ..display import Displayable
 from ..layers import conv as conv_layer
 from ..layers import pool as pool_layer
-from ..scenario.model import Scenario
+from ..scenario.model import Scenario, parse_path
 from .algebra import comparable, exact, to_float
 from .exact import (
     Group,
@@ -99,6 +99,19 @@ class StackDerivation(Displayable):  # Jupyter shows the worked solution (symcnn
     def quantities(self):
         for _, group in self.groups():
             yield from group.flat
+
+    def quantity_at(self, path: str):
+        """The Quantity (symbol, general, substituted, value) at a `symcnn values` path, built on its own,
+        e.g. ``steps[0].layers[3].output[0][1][1]`` or ``steps[0].grad_input[2][3]``."""
+        part, n, key, *index = parse_path(path)
+        record = {"steps": self.steps, "updates": self.updates, "final": self.final}[part][n]
+        if key != "layers":
+            return record.groups[key][tuple(index)]
+        m, key, *index = index
+        group = record.layers[m][key]
+        if group.values.ndim == len(index) + 1:  # a kh x kw filter's gradient: the JSON has no channel index
+            index = [index[0], 0, *index[1:]]
+        return group[tuple(index)]
 
 
 # ---------------------------------------------------------------- the deriver

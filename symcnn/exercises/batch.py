@@ -40,9 +40,11 @@ from ..scenario.sources import load
 from ..verify import checked
 from . import gift, moodle, qti
 from .lms import Batch, Item, build_item
-from .questions import choose_questions, key_entry
+from .questions import key_entry
 from .sheets import key_document, solution_document, student_document
-from .variants import DIFFICULTIES, draw_variant
+from .stack_questions import choose_any_questions
+from .stack_variants import draw_any_variant
+from .variants import DIFFICULTIES
 
 DEFAULT_SCENARIO = "four-images"
 SHEET_FORMATS = {"markdown": "markdown", "pdf": "latex", "html": "html"}  # --format -> document format
@@ -100,8 +102,8 @@ def build_variant(job: Job) -> Built:
 
 
 def _build_variant(job: Job) -> Built:
-    variant = draw_variant(job.scenario, job.seed, job.index, job.difficulty)
-    questions = choose_questions(variant)
+    variant = draw_any_variant(job.scenario, job.seed, job.index, job.difficulty)
+    questions = choose_any_questions(variant)
     report = checked(variant.scenario, f"{variant.scenario.name}: ")  # SymPy against NumPy, every value
     settings = Settings.from_display(variant.scenario.display)
     docs = [

@@ -10,14 +10,12 @@ answer value and tolerance they write is the one key.json holds.
 from __future__ import annotations
 
 import base64
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 from markupsafe import Markup
 
 from .. import escape
-from ..document.builder import Builder
 from ..document.model import Document
 from ..errors import RenderError
 from ..rendering import drawing
@@ -38,6 +36,13 @@ KIND_SLUGS = {  # the question category's name after its id: q3-logit
     "loss": "loss",
     "grad_dense_weights": "weight-gradient",
     "dense_weights": "updated-weight",
+    "layer_conv": "conv",
+    "layer_pool": "pooling",
+    "layer_activation": "activation",
+    "layer_grad_output": "hidden-gradient",
+    "layer_grad_weights": "weight-gradient",
+    "grad_input": "input-gradient",
+    "layer_weights": "updated-weight",
 }
 SETUP_BLOCKS = {"text", "matrix", "formula", "figure", "table"}  # what templates/lms/setup.html.j2 shows
 
@@ -130,10 +135,10 @@ def setup_html(doc: Document, section, style: str, pictures: dict) -> str:
 
 def build_item(report: Report, variant: Variant, questions: list[Question], settings, styles) -> Item:
     """The variant ``variant`` with its ``questions`` as an Item, its setup in each picture style of ``styles``."""
-    from .sheets import student_document
+    from .sheets import setup_section, student_document
 
     doc = student_document(report, variant, questions, settings)
-    section = Builder(report, dataclasses.replace(settings, detail="full")).setup()
+    section = setup_section(report, settings)
     figures = [b for b in section.blocks if b.kind == "figure"]
     pictures = {
         picture_name(f.key, i): '<?xml version="1.0" encoding="UTF-8"?>\n' + drawing.svg(panel)

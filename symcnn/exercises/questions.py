@@ -37,13 +37,21 @@ KIND_TEXT = {  # what a question of each kind asks for, in the answer key's lege
     "loss": "the loss",
     "grad_dense_weights": "a dense-weight gradient",
     "dense_weights": "an updated dense weight",
+    # `layers` stacks (stack_questions.py)
+    "layer_conv": "a conv layer's output cell",
+    "layer_pool": "a pooling output",
+    "layer_activation": "an activation",
+    "layer_grad_output": "a hidden layer's gradient",
+    "layer_grad_weights": "a first-layer weight gradient",
+    "grad_input": "an entry of dL/dx",
+    "layer_weights": "an updated weight",
 }
 
 
 @dataclass(frozen=True)
 class Question:
     id: str  # q1, q2, ...
-    kind: str  # conv | activated | pooled | logits | probs | loss | grad_dense_weights | dense_weights
+    kind: str  # a key of KIND_TEXT
     path: str  # where the answer sits in the `symcnn values` JSON
     step: int | None  # index into steps (None: an update)
     update: int | None  # index into updates

@@ -15,10 +15,12 @@ import sympy
 from ..document.builder import Builder, build_document, section_key
 from ..document.model import Cell, Document, Formula, Section, Settings, Table, Text, equation, relu_display
 from ..document.names import unique_slugs
+from ..document.stack_builder import StackBuilder
 from ..errors import VerificationError
 from ..scenario.model import Scenario, parse_path
 from ..verify import Report
 from .questions import KIND_TEXT, Question
+from .stack_sheets import stack_solution_document
 from .variants import Variant
 
 ANSWER_BOX = r"\boxed{\rule{0pt}{2.8ex}\hspace{3.5cm}}"
@@ -49,6 +51,12 @@ class AnswerBox(sympy.Atom):
         return box
 
 
+def setup_section(report: Report, settings: Settings) -> Section:
+    """The setup of the variant at full detail (every number a question needs), per layer for a stack."""
+    builder = StackBuilder if report.scenario.is_stack else Builder
+    return builder(report, dataclasses.replace(settings, detail="full")).setup()
+
+
 # ---------------------------------------------------------------- the student sheet
 
 
@@ -72,7 +80,7 @@ def student_document(report: Report, variant: Variant, questions: list[Question]
         blocks.append(Formula(report.derivation.quantity_at(q.path).symbol, AnswerBox()))
     # every number a question needs is on the sheet: the setup's matrices are never elided; its pictures
     # (which repeat the matrices) stay in the solution, so a sheet prints on two pages
-    setup = Builder(report, dataclasses.replace(settings, detail="full")).setup()
+    setup = setup_section(report, settings)
     setup.blocks = [b for b in setup.blocks if b.kind != "figure"]
     sections = (setup, Section("Questions", "questions", blocks, 1))
     return Document(
@@ -132,6 +140,8 @@ def key_document(sc: Scenario, seed: int, difficulty: str, answers: dict, kinds:
 
 def solution_document(report: Report, variant: Variant, questions: list[Question], settings: Settings) -> Document:
     """The worked solution of the variant with the questions answered first and marked where worked out."""
+    if report.scenario.is_stack:
+        return stack_solution_document(report, variant, questions, settings)
     doc = build_document(report, settings)
     d, sc = report.derivation, report.scenario
     sections = [dataclasses.replace(s, blocks=list(s.blocks)) for s in doc.sections]

@@ -132,14 +132,17 @@ def backward(dL_dz: np.ndarray, windows: np.ndarray):
 
 def input_gradient(dL_dz: np.ndarray, w: np.ndarray, stride: int, padding: int, shape: tuple[int, ...]) -> np.ndarray:
     """dL/dx (C x H x W): each output cell sends dL/dz times the filter back onto its window; summed,
-    that is the full correlation of dL/dz (dilated by the stride) with the filter rotated by 180°."""
+    that is the full correlation of dL/dz (dilated by the stride) with the filter rotated by 180 degrees.
+    One filter tap at a time, over every output cell at once (floats and exact numbers alike)."""
     channels, height, width = shape
+    _, rows, cols = dL_dz.shape
     kh, kw = w.shape[2:]
     padded = np.zeros((channels, height + 2 * padding, width + 2 * padding), dtype=dL_dz.dtype)
-    for i in range(dL_dz.shape[1]):
-        for j in range(dL_dz.shape[2]):
-            r, c = i * stride, j * stride
-            padded[:, r : r + kh, c : c + kw] += np.einsum("k,kcuv->cuv", dL_dz[:, i, j], w)
+    for c, u, v in np.ndindex(channels, kh, kw):
+        if not w[:, c, u, v].any():
+            continue  # a zero tap sends nothing back
+        share = (w[:, c, u, v][:, None, None] * dL_dz).sum(axis=0)
+        padded[c, u : u + stride * (rows - 1) + 1 : stride, v : v + stride * (cols - 1) + 1 : stride] += share
     return padded[:, padding : padding + height, padding : padding + width]
 
 

@@ -73,6 +73,18 @@ def as_text(value: Any, path: str) -> str:
     return text
 
 
+def same_shape(shapes: list[tuple[int, ...]], where: str) -> tuple[int, ...]:
+    """The one shape of a list's entries; a ScenarioError names the first entry that differs."""
+    first = shapes[0]
+    for i, shape in enumerate(shapes[1:], start=1):
+        if len(shape) != len(first):
+            raise ScenarioError(f"{where}[{i}]", "mixes numbers and lists")
+        if shape != first:
+            label = "row" if len(first) == 1 else "entry"
+            raise ScenarioError(where, f"{label} {i} has {dims(shape)} values, expected {dims(first)}")
+    return first
+
+
 def as_array(value: Any, path: str, ndims: tuple[int, ...], what: str) -> np.ndarray:
     """A rectangular array of finite numbers with one of ``ndims`` dimensions."""
 
@@ -91,17 +103,7 @@ def as_array(value: Any, path: str, ndims: tuple[int, ...], what: str) -> np.nda
         if not node:
             raise ScenarioError(where, "must not be empty")
         shapes = [shape_of(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(node)]
-        first = shapes[0]
-        for i, shape in enumerate(shapes[1:], start=1):
-            if len(shape) != len(first):
-                raise ScenarioError(f"{where}[{i}]", "mixes numbers and lists")
-            if shape != first:
-                label = "row" if len(first) == 1 else "entry"
-                raise ScenarioError(
-                    where,
-                    f"{label} {i} has {dims(shape)} values, expected {dims(first)}",
-                )
-        return (len(node), *first)
+        return (len(node), *same_shape(shapes, where))
 
     shape = shape_of(value, path, 0)
     if len(shape) not in ndims:
