@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import signal
 import sys
 
-from .errors import SymcnnError, UsageError
+from .errors import PartialFailure, SymcnnError, UsageError
 from .rendering import FORMATS
 from .version import __version__
 
+FORCE_HELP = "run even past the size limits (10,000 steps, 5 million values)"
 SCENARIO_HELP = "a .yaml/.yml/.json scenario file, or the name of a built-in scenario (see `symcnn list`)"
+
+
+def loaded(args: argparse.Namespace, exact: bool = True):
+    """The scenario, refused (exit 2, within a second) when its run is past the size limits (more than
+    10,000 steps or 5 million values) and --force is not given."""
+    from .engine.size import guard
+    from .scenario.sources import load
+
+    sc = load(args.scenario)
+    guard(sc, force=args.force, exact=exact)
+    return sc
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -26,9 +40,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_values(args: argparse.Namespace) -> int:
     """Print every number of the run as JSON (NumPy only; SymPy is not imported)."""
     from .engine.numeric import run
-    from .scenario.sources import load
 
-    trace = run(load(args.scenario))
+    trace = run(loaded(args, exact=False))
     json.dump(trace.to_dict(), sys.stdout, indent=args.indent, allow_nan=False)
     sys.stdout.write("\n")
     return 0
@@ -36,21 +49,23 @@ def cmd_values(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Re-derive every value with SymPy and NumPy, compare them and audit the claims."""
-    from .scenario.sources import load
+    sc = loaded(args)  # before SymPy is imported: a refusal takes well under a second
     from .verify import check
 
-    report = check(load(args.scenario), rtol=args.rtol, atol=args.atol, thorough=args.thorough)
+    report = check(sc, rtol=args.rtol, atol=args.atol, thorough=args.thorough)
     print(report.table())
     return 0 if report.ok else 1
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     """Write the worked solution in one or more formats into --out."""
+    sc = loaded(args)
     from .rendering.formats import render_to_dir
-    from .scenario.sources import load
 
+    if args.compare_optimizers:
+        sc = dataclasses.replace(sc, display={**sc.display, "compare_optimizers": True})
     written = render_to_dir(
-        load(args.scenario),
+        sc,
         args.format,
         args.out,
         detail=args.detail,
@@ -66,16 +81,20 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_examples(args: argparse.Namespace) -> int:
     """Render every built-in scenario in every format into OUT/<name>/, and an example exercise batch with
-    its LMS question banks into OUT/exercises/ (what output/ holds)."""
+    its LMS question banks into OUT/exercises/ (what output/ holds). A format that fails (a PDF without
+    TeX, say) leaves the others written; each failure is one error line."""
     from .exercises.batch import EXAMPLE_BATCH, write_exercises
-    from .rendering.formats import have_tex, render_examples, tex_fix
+    from .rendering.formats import render_examples
 
-    pdf = not args.no_pdf and have_tex()
-    if not args.no_pdf and not pdf:
-        print(f"warning: no latexmk/pdflatex, PDFs skipped ({tex_fix()})", file=sys.stderr)
-    for path in render_examples(args.out, pdf=pdf):
-        print(path)
-    for path in write_exercises(out=os.path.join(args.out, "exercises"), **EXAMPLE_BATCH):
+    written, failures = [], []
+    try:
+        written += render_examples(args.out, pdf=not args.no_pdf)
+    except PartialFailure as exc:
+        written, failures = exc.written, exc.failures
+    written += write_exercises(out=os.path.join(args.out, "exercises"), **EXAMPLE_BATCH)
+    if failures:
+        raise PartialFailure(written, failures)
+    for path in written:
         print(path)
     return 0
 
@@ -84,9 +103,10 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     """Write exercise sheets: COUNT variants of a scenario with new numbers drawn from SEED, each with a
     student sheet (setup and questions) and a solution (the worked solution, answers first), plus
     key.json for `symcnn grade`; with --format pdf also class.pdf, every sheet ready to print."""
+    sc = loaded(args)
     from .exercises.batch import write_exercises
 
-    written = write_exercises(args.scenario, args.seed, args.count, args.out, args.difficulty, args.format, args.jobs)
+    written = write_exercises(sc, args.seed, args.count, args.out, args.difficulty, args.format, args.jobs)
     for path in written:
         print(path)
     return 0
@@ -114,6 +134,17 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check what each feature needs on this machine (Python packages, TeX with a probe document of every
+    LaTeX package and font the templates use, the test tools, the cache folder) and how to fix what is
+    missing. Exits 0 when every document format can be produced, else 1."""
+    from .doctor import diagnose
+
+    report = diagnose()
+    print(report.table())
+    return 0 if report.ok else 1
+
+
 def formats(text: str) -> list[str]:
     """``markdown,latex`` -> ["markdown", "latex"]; an unknown name is a usage error."""
     names = [name.strip() for name in text.split(",")]
@@ -137,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("values", help="print every number of the run as JSON", description=cmd_values.__doc__)
     p.add_argument("scenario", help=SCENARIO_HELP)
     p.add_argument("--indent", type=int, default=None, help="indent the JSON by N spaces")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_values)
 
     p = sub.add_parser("check", help="compare symbolic and numeric values, audit claims", description=cmd_check.__doc__)
@@ -149,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also build every cell's own SymPy expression and confirm it gives the layer rule's value "
         "(slower: about 0.3 ms a value)",
     )
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("render", help="write the worked solution", description=cmd_render.__doc__)
@@ -172,7 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="show exact non-terminating values as fractions (1/3) instead of rounded decimals",
     )
     p.add_argument(
-        "--force", action="store_true", help="write a --detail full document even if it runs to hundreds of pages"
+        "--compare-optimizers",
+        action="store_true",
+        help="add a section training the same scenario with SGD, momentum and Adam, side by side",
+    )
+    p.add_argument(
+        "--force", action="store_true", help=FORCE_HELP + "; also write a --detail full document of hundreds of pages"
     )
     p.set_defaults(func=cmd_render)
 
@@ -182,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default="output", help="output folder (default: output)")
     p.add_argument("--no-pdf", action="store_true", help="skip compiling PDFs (no TeX needed)")
     p.set_defaults(func=cmd_examples)
+
+    p = sub.add_parser(
+        "doctor", help="what this machine can produce, and how to fix it", description=cmd_doctor.__doc__
+    )
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser(
         "exercise",
@@ -207,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gift (questions.gift), qti (qti.zip, for Canvas); several, comma-separated",
     )
     p.add_argument("--jobs", "-j", default=None, metavar="J", help="worker processes (default: the number of cores)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(func=cmd_exercise)
 
     p = sub.add_parser(
@@ -233,14 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
+    except PartialFailure as exc:  # what was written, then one line per failure
+        for path in exc.written:
+            print(path)
+        for failure in exc.failures:
+            print(f"error: {_one_line(failure)}", file=sys.stderr)
+        return exc.exit_code
     except SymcnnError as exc:
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C: temporary folders are gone, nothing half-written is left
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C does not interrupt the message
         print("error: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:

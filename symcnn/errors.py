@@ -35,6 +35,19 @@ class RenderError(SymcnnError):
     exit_code = 1
 
 
+class PartialFailure(RenderError):
+    """Some outputs were written, others failed: ``written`` (paths) and ``failures`` (one message each,
+    starting with what failed, e.g. ``pdf: ...``)."""
+
+    def __init__(self, written: list, failures: list[str]) -> None:
+        super().__init__("; ".join(failures))
+        self.written = list(written)
+        self.failures = list(failures)
+
+    def __reduce__(self):
+        return type(self), (self.written, self.failures)
+
+
 class UsageError(SymcnnError):
     """A request that needs confirming or changing, e.g. a huge --detail full document."""
 

@@ -12,7 +12,8 @@ import base64
 
 import jinja2
 
-from . import escape
+import symcnn.escape as escape
+
 from .document.model import Document
 from .rendering import drawing
 from .verify import Report

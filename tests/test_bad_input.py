@@ -215,7 +215,8 @@ CASES = [
         "unknown-builtin",
         literal("four-imagez"),
         "four-imagez",
-        "no such file or built-in scenario (built-ins: four-images, lenet-like, mnist-like, two-conv, zebra-cat)",
+        "no such file or built-in scenario "
+        "(built-ins: four-images, lenet-like, mnist-like, two-conv, zebra-cat, zebra-cat-adam)",
         check=True,
     ),
     # --- non-finite and non-numeric numbers

@@ -10,7 +10,7 @@ from symcnn.scenario.sources import builtin_names, read_source
 
 
 def test_builtins_are_listed():
-    assert builtin_names() == ["four-images", "lenet-like", "mnist-like", "two-conv", "zebra-cat"]
+    assert builtin_names() == ["four-images", "lenet-like", "mnist-like", "two-conv", "zebra-cat", "zebra-cat-adam"]
 
 
 def test_four_images_inputs_as_the_contract_describes():

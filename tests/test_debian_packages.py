@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from symcnn.rendering.formats import latex_env, latexmk_command
+from symcnn.rendering.tex import latex_env, latexmk_command
 from symcnn.system import LIST_ENV, apt_line, debian_packages
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -174,3 +174,57 @@ def test_each_displayed_state_equation_reevaluates_to_its_value() -> None:
             or abs(float(symcnn.engine.algebra.evaluate(q.substituted)) - float(q.value)) < 1e-30
         )
     assert names[:5] == ["g_t", "m_t", "v_t", "mhat_t", "vhat_t"]
+
+
+def test_the_adam_document_shows_state_equations_convention_and_step(tmp_path) -> None:
+    from symcnn.rendering.formats import render_to_dir
+
+    sc = symcnn.load("zebra-cat-adam")
+    render_to_dir(sc, "markdown", tmp_path)
+    text = (tmp_path / "zebra-cat-adam.md").read_text()
+    assert text.count("Adam as PyTorch's torch.optim.Adam") == 1  # the convention, once (t = 1)
+    assert "Keras" in text and "1e-7" in text
+    for t in (1, 2, 6):
+        assert f"Step t = {t} of Adam" in text
+    assert r"\hat{m}_{t} = \frac{m_{t}}{1 - \beta_{1}^{t}}" in text
+    assert r"\sqrt{\hat{v}_{t}} + \varepsilon" in text
+    assert "| pass | step t |" in text
+    assert "## Optimizers compared" in text and "trained with Adam" in text
+
+
+def test_compare_optimizers_runs_each_kind_and_its_numbers_match_separate_runs(tmp_path) -> None:
+    from symcnn.document.comparison import losses, variants
+
+    sc = four_images({"kind": "momentum", "momentum": 0.5}, iterations=2)
+    kinds = [v.training.optimizer for v in variants(sc)]
+    assert [o.kind for o in kinds] == ["sgd", "momentum", "adam"] and kinds[1].momentum == 0.5
+    for v in variants(sc):
+        per_pass, final = losses(v)
+        values = symcnn.run(v).to_dict()
+        assert per_pass[0] == pytest.approx(np.mean([s["loss"] for s in values["steps"][:4]]), rel=1e-12)
+        assert final == pytest.approx([f["loss"] for f in values["final"]], rel=1e-12)
+    from symcnn.cli import main
+
+    code = main(["render", "four-images", "--format", "markdown", "--out", str(tmp_path), "--compare-optimizers"])
+    assert code == 0 and "## Optimizers compared" in (tmp_path / "four-images.md").read_text()
+
+
+@pytest.mark.parametrize("optimizer", [{"kind": "adam"}, {"kind": "momentum", "momentum": 0.9}])
+def test_exercise_variants_ask_for_the_state_and_the_weight_after_the_second_step(optimizer) -> None:
+    from symcnn.exercises.questions import choose_questions
+    from symcnn.exercises.variants import draw_variant
+
+    data = symcnn.scenario.sources.read_source("zebra-cat")[0]
+    data.pop("claims")
+    data["training"]["optimizer"] = optimizer
+    variant = draw_variant(symcnn.load(data), 5, 1)
+    assert variant.scenario.training.optimizer.kind == optimizer["kind"]  # the variant keeps the optimizer
+    questions = choose_questions(variant)
+    state, weight = questions[-2], questions[-1]
+    assert state.kind == "optimizer_state" and state.path.startswith("updates[1].")
+    assert state.path.split(".")[1].split("_dense_weights")[0] in {"velocity", "m", "v"}
+    assert weight.path.startswith("updates[1].dense_weights")
+    values = variant.trace.to_dict()
+    for q in (state, weight):  # the answers are the engine's (and check's) numbers
+        assert q.value == symcnn.verify.lookup(values, q.path)
+    assert symcnn.check(variant.scenario).ok

@@ -607,7 +607,7 @@ def test_failed_compile_reports_the_first_error_and_leaves_nothing(monkeypatch, 
     with pytest.raises(RenderError) as info:
         rendering.render_to_dir(symcnn.load("zebra-cat"), "pdf", out)
     message = str(info.value)
-    assert message.startswith(f"{file}: ") and "Undefined control sequence" in message and "line 4" in message
+    assert message.startswith(f"pdf: {file}: ") and "Undefined control sequence" in message and "line 4" in message
     assert files_under(out) == {"keep.txt"}  # not the PDF that did compile, no temp folder, no .log
 
     code, stdout, err = cli(capsys, "render", "zebra-cat", "--format", "pdf", "--out", str(out))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from symcnn import cli
 
 
@@ -34,13 +36,20 @@ def test_fractions_flag_shows_exact_thirds(tmp_path, capsys):
     assert r"(1 + 0 + 0) = \frac{1}{3}" in fractions
 
 
-def test_examples_without_tex_skips_pdfs_with_a_warning(tmp_path, capsys, monkeypatch):
+def test_examples_without_tex_write_the_rest_and_name_each_pdf(tmp_path, monkeypatch):
+    from symcnn.errors import PartialFailure
     from symcnn.rendering import formats as rendering
+    from symcnn.rendering import tex
+    from symcnn.scenario import sources
 
-    monkeypatch.setattr(rendering, "have_tex", lambda: False)
-    assert cli.main(["examples", "--out", str(tmp_path)]) == 0
-    captured = capsys.readouterr()
-    assert "PDFs skipped" in captured.err and "apt-get install" in captured.err
+    monkeypatch.setattr(tex, "have_tex", lambda: False)
+    monkeypatch.setattr(rendering, "FORMATS", ("latex", "pdf"))  # every format, every built-in: test_fresh_machine.py
+    monkeypatch.setattr(sources, "builtin_names", lambda: ["two-conv", "zebra-cat"])
+    with pytest.raises(PartialFailure) as caught:  # the CLI prints one error line each: test_fresh_machine.py
+        rendering.render_examples(tmp_path)
+    failures = caught.value.failures
+    assert [f.split(":")[0] for f in failures] == ["two-conv", "zebra-cat"]
+    assert all("pdf: latexmk and pdflatex are needed" in f and "apt-get install" in f for f in failures)
     assert (tmp_path / "zebra-cat" / "zebra-cat.tex").is_file()
     assert not list(tmp_path.rglob("*.pdf"))
 

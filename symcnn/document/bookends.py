@@ -10,6 +10,7 @@ from ..engine.algebra import exact
 from .model import Cell, Section, Table, Text
 from .names import ACTIVATION_NAMES, UPDATE_NAMES, WIDE_CLASSES
 from .numbers import plain_number
+from .optimizer_text import step_column
 
 
 class Bookends:
@@ -85,6 +86,7 @@ class Bookends:
             rows.append(
                 (Cell(when), Cell(step.sample), Cell(step.label)) + cells + (Cell(g["loss"].numbers().item(), True),)
             )
+        header, rows = step_column(sc, self.d.steps, self.d.final, header, rows)
         return Section("Training summary", "summary", [Table(header, tuple(rows)), self.pictures.training()], 1)
 
     def final(self) -> Section:

@@ -7,10 +7,12 @@ import sympy
 
 from ..engine.algebra import FRACTION_TERMS, exact, minus, shorten
 from ..engine.exact import Deriver, StepDerivation, UpdateDerivation, activation_expr
+from ..engine.optimizers import STATE
 from ..progress import progress
 from ..scenario.model import pool_window, winner_cell
 from ..verify import Report
 from .bookends import Bookends
+from .comparison import comparison
 from .model import (
     Derivative,
     Document,
@@ -26,6 +28,7 @@ from .model import (
     relu_display,
 )
 from .names import ACTIVATION_NAMES, unique_slugs
+from .optimizer_text import representative, state_blocks, worked_blocks
 from .pictures import Illustrator
 
 
@@ -192,8 +195,27 @@ class Builder(Bookends):
                         self.N("filter", self.sc.conv.filters[k].name, new=True), g["filters"][k, c]
                     )
                 blocks.append(self.eq(g["filter_biases"][k]))
+        if update.optimizer:
+            blocks = self.optimizer_blocks(update) + blocks
         after = f" after {update.after}" if update.after else f" after pass {update.iteration}"
         return Section(f"Update{after}", f"{key}-update", blocks)
+
+    def optimizer_blocks(self, update: UpdateDerivation) -> list:
+        """Momentum/Adam: the convention, one parameter's state equations, the state matrices."""
+        opt, g, N = self.sc.training.optimizer, update.groups, self.N
+        extras = update.optimizer
+        index = representative(extras["grads"]["dense_weights"], extras["before"].get("dense_weights"))
+        quantities = self.d.deriver.optimizer_equations(update, "dense_weights", index)
+        blocks = worked_blocks(opt, "the dense layer", update.step, quantities, self.eq)
+        names = STATE[opt.kind]
+        blocks += state_blocks(N, {s: g[f"{s}_dense_weights"] for s in names}, self.matrices, "the dense weights")
+        if self.sc.training.update_filters:
+            channels = g["filters"].shape[1]
+            for k, flt in enumerate(self.sc.conv.filters):
+                for c in range(channels):
+                    what = f"filter {flt.name}" + (f", channel {c + 1}" if channels > 1 else "")
+                    blocks += state_blocks(N, {s: g[f"{s}_filters"][k, c] for s in names}, self.matrices, what)
+        return blocks
 
     # ------------------------------------------------------------------ the whole
     def build(self) -> Document:
@@ -219,6 +241,8 @@ class Builder(Bookends):
                 sections.append(Section(f"Pass {u.iteration}: batch update", section_key(d, u), [], 1))
                 sections.append(self.update(u, section_key(d, u)))
         sections += [self.summary(), self.final()]
+        if self.settings.compare_optimizers:
+            sections.append(comparison(sc))
         bar.close()
         audit = self.audit()
         if audit is not None:

@@ -36,6 +36,7 @@ class Settings:
     precision: int = 3
     fractions: bool = False
     iterations: str = "all"
+    compare_optimizers: bool = False  # a section running the scenario under SGD, momentum and Adam
 
     def __post_init__(self) -> None:
         for key, allowed in SETTINGS.items():
@@ -50,6 +51,7 @@ class Settings:
             precision=precision if precision is not None else display.get("precision", 3),
             fractions=fractions if fractions is not None else display.get("fractions", False),
             iterations=iterations,
+            compare_optimizers=display.get("compare_optimizers", False),
         )
 
 

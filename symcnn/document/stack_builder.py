@@ -7,17 +7,24 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine.algebra import exact
+from ..engine.optimizers import STATE
 from ..engine.stack import Record
+from ..engine.stack_cells import optimizer_equations
 from ..escape import slug
 from ..progress import progress
 from ..verify import Report
 from . import stack_formulas as formulas
 from .builder import Builder
+from .comparison import comparison
 from .layout import heatmap
 from .model import Cell, Document, Figure, Section, Settings, Table, Text, cells_to_show, equation, matrices, values_of
 from .names import ACTIVATION_NAMES, UPDATE_NAMES, WIDE_CLASSES, unique_slugs
 from .numbers import plain_number
+<<<<<<< HEAD
 from .pictures import training_figure
+=======
+from .optimizer_text import STATE_KINDS, STATE_WORDS, representative, step_column, worked_blocks
+>>>>>>> main
 
 FLIPPED = (
     "Why the filter appears flipped: output cell (i, j) met input cell (r, q) through filter entry "
@@ -324,8 +331,25 @@ class StackBuilder:
             else:
                 blocks += matrices(self._param_name(n, 0, new=True), w, elide=self.elide)
             blocks += [self.eq(b[i]) for i in self.cells(b)]
+            if self.sc.training.optimizer.kind != "sgd":
+                blocks += self.optimizer_blocks(update, n, layer, entry)
         after = f" after {update.sample}" if update.sample else f" after pass {update.iteration}"
         return Section(f"Update{after}", f"{key}-update", blocks)
+
+    def optimizer_blocks(self, update: Record, n: int, layer, entry: dict) -> list:
+        """Momentum/Adam: one parameter's state equations (with the convention at t = 1), the state matrices."""
+        opt, extras = self.sc.training.optimizer, update.values["optimizer"]
+        index = representative(extras["grads"][n, 0], extras["before"].get((n, 0)))
+        quantities = optimizer_equations(self.D, update, n, 0, index)
+        blocks = worked_blocks(opt, layer.name, extras["t"], quantities, self.eq)
+        for state in STATE[opt.kind]:
+            values = entry["state." + state].values
+            blocks.append(Text(f"The {STATE_WORDS[state]} of {layer.name}'s weights after this step:"))
+            arrays = [values[k] for k in range(values.shape[0])] if values.ndim >= 3 else [values]
+            for array in arrays:
+                for plane in [array[c] for c in range(array.shape[0])] if array.ndim == 3 else [array]:
+                    blocks += matrices(self.N(STATE_KINDS[state], None, time="t"), plane, elide=self.elide)
+        return blocks
 
     def summary(self) -> Section:
         sc, N = self.sc, self.N
@@ -349,7 +373,12 @@ class StackBuilder:
             rows.append(
                 (Cell(when), Cell(step.sample), Cell(step.label)) + cells + (Cell(g["loss"].numbers().item(), True),)
             )
+<<<<<<< HEAD
         return Section("Training summary", "summary", [Table(header, tuple(rows)), training_figure(self.d)], 1)
+=======
+        header, rows = step_column(sc, self.d.steps, self.d.final, header, rows)
+        return Section("Training summary", "summary", [Table(header, tuple(rows))], 1)
+>>>>>>> main
 
     def final(self) -> Section:
         blocks = []
@@ -382,6 +411,8 @@ class StackBuilder:
                 sections.append(Section(f"Pass {u.iteration}: batch update", f"it{u.iteration}-batch", [], 1))
                 sections.append(self.update(u, f"it{u.iteration}-batch"))
         sections += [self.summary(), self.final()]
+        if self.settings.compare_optimizers:
+            sections.append(comparison(sc))
         bar.close()
         report = self.report
         sections.append(

@@ -335,7 +335,7 @@ def _derive(sc: Scenario, notation: Notation | None) -> StackDerivation:
 def _update_record(D: StackDeriver, path: str, iteration: int, after, params, before, steps, scale) -> Record:
     """An update: per learning layer the new weights and biases, each cell p' = p - eta * (scale) * sum of
     the steps' gradients."""
-    record = Record(path, after, None, iteration, values={"params": params}, steps=steps, before=before)
+    record = Record(path, after, None, iteration, values={"params": params, "scale": scale}, steps=steps, before=before)
     entries = []
     for n, (layer, p) in enumerate(zip(D.layers, params)):
         if p is None or not learns(D.sc, layer):
@@ -358,6 +358,15 @@ def _update_record(D: StackDeriver, path: str, iteration: int, after, params, be
         entries.append(entry)
     record.layers = entries
     return record
+
+
+def optimizer_equations(D: StackDeriver, record: Record, n: int, part: int, index: tuple) -> list[Quantity]:
+    """g_t, the state equations and p' of one parameter cell of a momentum/Adam update (index: full, with
+    the channel for conv weights)."""
+    which = ("weights", "biases")[part]
+    path = f"{record.path}.layers[{n}].{which}" + "".join(f"[{i}]" for i in index)
+    cell = stack_cell(D, record, n, part, index, path, record.values["scale"])
+    return D.optimizer.equations(record.values["optimizer"], (n, part), index, cell)
 
 
 STATE_KEYS = {"velocity": ("velocity", "velocity_biases"), "m": ("m", "m_biases"), "v": ("v", "v_biases")}

@@ -33,7 +33,7 @@ import yaml
 from ..document.model import Settings
 from ..errors import RenderError, UsageError
 from ..progress import progress, quiet
-from ..rendering.formats import compile_pdf, have_tex, render_text, write_formats
+from ..rendering.formats import compile_pdf, have_tex, new_folder, render_text, tex_fix, write_formats
 from ..rendering.templates import LATEX_DELIMITERS, jinja_environment
 from ..scenario.model import Scenario
 from ..scenario.sources import load
@@ -194,7 +194,7 @@ def check_request(seed, count, difficulty: str, fmt, jobs) -> tuple[int, int, in
             known = ", ".join([*SHEET_FORMATS, *LMS_FORMATS])
             raise UsageError(f"--format: unknown '{name}'; expected one of {known}, or several comma-separated")
     if "pdf" in names and not have_tex():
-        raise RenderError("--format pdf: latexmk and pdflatex are needed (or use --format markdown)")
+        raise RenderError(f"--format pdf: latexmk and pdflatex are needed, or use --format markdown ({tex_fix()})")
     return seed, count, min(workers, count), tuple(dict.fromkeys(names))
 
 
@@ -224,11 +224,7 @@ def write_exercises(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out: {out} exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out: cannot create {out}: {exc.strerror or exc}") from None
-    with tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:
+    with new_folder(out), tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:  # no empty --out left
         staging = Path(tmp)
         work = [Job(sc, seed, k, difficulty, formats, str(staging)) for k in range(1, count + 1)]
         results = run_jobs(work, workers)

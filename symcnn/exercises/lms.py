@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from markupsafe import Markup
 
-from .. import escape
+import symcnn.escape as escape
+
 from ..document.model import Document
 from ..errors import RenderError
 from ..rendering import drawing
@@ -36,6 +37,7 @@ KIND_SLUGS = {  # the question category's name after its id: q3-logit
     "loss": "loss",
     "grad_dense_weights": "weight-gradient",
     "dense_weights": "updated-weight",
+    "optimizer_state": "optimizer-state",
     "layer_conv": "conv",
     "layer_pool": "pooling",
     "layer_activation": "activation",

@@ -37,6 +37,7 @@ KIND_TEXT = {  # what a question of each kind asks for, in the answer key's lege
     "loss": "the loss",
     "grad_dense_weights": "a dense-weight gradient",
     "dense_weights": "an updated dense weight",
+    "optimizer_state": "an optimizer state value (velocity b_t, or Adam's m_t or v_t)",
     # `layers` stacks (stack_questions.py)
     "layer_conv": "a conv layer's output cell",
     "layer_pool": "a pooling output",
@@ -164,7 +165,39 @@ def first_sample_questions(sc, trace, rng: np.random.Generator) -> list[Asked]:
     asked.append(
         ("dense_weights", f"updates[0].dense_weights[{c}][{n}]", None, 0, f"{weight[0].upper()}{weight[1:]} {when}.")
     )
+    if sc.training.optimizer.kind != "sgd" and len(trace.updates) >= 2:
+        asked += second_step_questions(sc, rng, weight, c, n)
     return asked
+
+
+STATE_TEXT = {"velocity": "velocity b_t", "m": "first moment m_t", "v": "second moment v_t"}
+
+
+def second_step_questions(sc, rng: np.random.Generator, weight: str, c: int, n: int) -> list[Asked]:
+    """Momentum/Adam: the same weight's optimizer state after the second step, and the weight itself then
+    (where Adam's bias correction 1 - beta^2 differs from the first step's)."""
+    from ..document.optimizer_text import optimizer_name
+    from ..engine.optimizers import STATE
+
+    opt = sc.training.optimizer
+    state = STATE[opt.kind][int(rng.integers(len(STATE[opt.kind])))]
+    with_opt = f"at step t = 2 of {optimizer_name(opt)} (learning rate {sc.training.learning_rate:g})"
+    return [
+        (
+            "optimizer_state",
+            f"updates[1].{state}_dense_weights[{c}][{n}]",
+            None,
+            1,
+            f"The {STATE_TEXT[state]} of {weight} {with_opt}.",
+        ),
+        (
+            "dense_weights",
+            f"updates[1].dense_weights[{c}][{n}]",
+            None,
+            1,
+            f"{weight[0].upper()}{weight[1:]} after step t = 2 of {optimizer_name(opt)}.",
+        ),
+    ]
 
 
 def key_entry(variant: Variant, questions: list[Question], folder: str) -> dict:

@@ -35,6 +35,7 @@ SECTION_OF = {
     "loss": ("loss", None),
     "grad_dense_weights": ("grad-dense", "grad_dense_weight"),
     "dense_weights": ("update", "new_dense_weight"),
+    "optimizer_state": ("update", None),
 }
 
 

@@ -11,7 +11,8 @@ from functools import cache
 
 import jinja2
 
-from .. import escape
+import symcnn.escape as escape
+
 from ..document.layout import FONT, Box, layout
 from ..document.model import Document, Figure
 from .templates import jinja_environment

@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import jinja2
 
-from .. import escape
+import symcnn.escape as escape
+
 from ..document.model import Document, Matrix, Settings
 from ..document.numbers import format_number
-from ..errors import RenderError, UsageError
+from ..errors import PartialFailure, RenderError, SymcnnError, UsageError
 from ..scenario.model import Scenario
 from . import FORMATS, drawing
 from .latex import SymcnnLatexPrinter
 from .templates import LATEX_DELIMITERS, jinja_environment, printer_settings
+from .tex import compile_pdf, have_tex, tex_fix  # noqa: F401 (have_tex, tex_fix: for the callers)
 
 LINES_PER_VALUE, LINES_PER_PAGE = 4, 50  # an expanded equation takes about 4 lines of an A4 page
 MAX_FULL_PAGES = 200  # --detail full beyond this asks for --force
@@ -210,76 +211,6 @@ def render_text(doc: Document, fmt: str, envs: dict | None = None) -> dict[str, 
     raise RenderError(f"unknown format {fmt}")
 
 
-def tex_fix(apt: bool = True) -> str:
-    """What every LaTeX error message ends with: `symcnn doctor`, and where TeX is missing the apt line."""
-    from ..system import apt_line
-
-    return "`symcnn doctor` checks this machine" + (f"; Debian: {apt_line(feature='pdf')}" if apt else "")
-
-
-def have_tex() -> bool:
-    return shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
-
-
-def latexmk_command(tex_name: str) -> list[str]:
-    return ["latexmk", "-pdf", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "-quiet", tex_name]
-
-
-def latex_env() -> dict[str, str]:
-    """Reads and writes confined to the folder, shell escape off, reproducible dates, unwrapped logs."""
-    return {
-        **os.environ,
-        "openin_any": "p",
-        "openout_any": "p",
-        "shell_escape": "f",
-        "max_print_line": "10000",  # TeX wraps its log at 79 characters otherwise
-        "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0"),
-        "FORCE_SOURCE_DATE": "1",
-    }
-
-
-def compile_pdf(tex_files: list[Path], workdir: Path) -> list[Path]:
-    """latexmk -pdf with shell escape off and reads/writes confined to the folder."""
-    if not have_tex():
-        raise RenderError(f"pdf: latexmk and pdflatex are needed ({tex_fix()})")
-    pdfs = []
-    for tex in tex_files:
-        result = subprocess.run(
-            latexmk_command(tex.name),
-            cwd=workdir,
-            env=latex_env(),
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
-        log = workdir / tex.with_suffix(".log").name
-        if result.returncode != 0:
-            raise RenderError(f"{tex.name}: {first_latex_error(log)} ({tex_fix(apt=False)})")
-        pdfs.append(workdir / tex.with_suffix(".pdf").name)
-    return pdfs
-
-
-def first_latex_error(log: Path) -> str:
-    """The log's first error, whole (TeX runs with max_print_line raised; a log wrapped at 79 characters
-    anyway is joined back), and its line number."""
-    try:
-        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return "LaTeX failed and wrote no log"
-    for i, line in enumerate(lines):
-        if line.startswith("!"):
-            message, j = line, i
-            while len(lines[j]) == TEX_LOG_WIDTH and j + 1 < len(lines) and not lines[j + 1].startswith("l."):
-                j += 1
-                message += lines[j]
-            where = next((l.split(" ", 1)[0] for l in lines[j + 1 : j + 12] if l.startswith("l.")), "")
-            return f"LaTeX error {message[1:].strip()}" + (f" at line {where[2:]}" if where else "")
-    return "LaTeX failed (see the .log)"
-
-
-TEX_LOG_WIDTH = 79  # TeX's default max_print_line
-
-
 def document_for(
     sc: Scenario,
     detail: str | None = None,
@@ -314,37 +245,71 @@ def format_list(fmt) -> list[str]:
 
 
 def write_formats(doc: Document, formats, out: str | Path) -> list[Path]:
-    """Render ``formats`` into a temporary folder inside ``out``, then move the finished files in."""
+    """Render each of ``formats`` into its own temporary folder inside ``out``, then move the finished
+    files in: a format that fails writes nothing, the others are still written (PartialFailure lists
+    them and the failures). Nothing is moved before every format is done, so an interrupted run
+    writes nothing at all."""
     formats = format_list(formats)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:
-        work = Path(tmp)
-        keep, envs = [], {}
+    staged, failures = {}, []
+    with new_folder(out), tempfile.TemporaryDirectory(dir=out, prefix=".symcnn-") as tmp:
+        envs = {}
         for fmt in formats:
-            files = (
-                {**render_text(doc, "latex", envs), **render_text(doc, "beamer", envs)}
-                if fmt == "pdf"
-                else render_text(doc, fmt, envs)
-            )
-            for name, text in files.items():
-                (work / name).parent.mkdir(parents=True, exist_ok=True)
-                (work / name).write_text(text, encoding="utf-8")
-            if fmt == "pdf":
-                keep += [p.name for p in compile_pdf([work / n for n in files], work)]
-            else:
-                keep += list(files)
+            try:
+                staged[fmt] = stage(doc, fmt, Path(tmp) / fmt, envs)
+            except SymcnnError as exc:
+                failures.append(f"{fmt}: {exc}")
         written = []
-        for name in dict.fromkeys(keep):
-            target = out / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(work / name, target)
-            written.append(target)
-        if "markdown" in formats:  # NAME-figures/ is ours: pictures of an earlier rendering go
+        for fmt, names in staged.items():
+            for name in names:
+                target = out / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(Path(tmp) / fmt / name, target)
+                written.append(target)
+        if "markdown" in staged:  # NAME-figures/ is ours: pictures of an earlier rendering go
             pictures = out / drawing.figure_folder(doc)
             for old in set(pictures.glob("*.svg")) - set(written):
                 old.unlink()
+    if failures:
+        raise PartialFailure(written, failures)
     return written
+
+
+def stage(doc: Document, fmt: str, work: Path, envs: dict) -> list[str]:
+    """Write one format's files into ``work`` (a pdf: its LaTeX, compiled); the names to keep."""
+    files = (
+        {**render_text(doc, "latex", envs), **render_text(doc, "beamer", envs)}
+        if fmt == "pdf"
+        else render_text(doc, fmt, envs)
+    )
+    for name, text in files.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(text, encoding="utf-8")
+    if fmt == "pdf":
+        return [p.name for p in compile_pdf([work / n for n in files], work)]
+    return list(files)
+
+
+@contextmanager
+def new_folder(out: Path):
+    """``out`` created (with its missing parents) for the block; afterwards those it created that stayed
+    empty are removed again: no command leaves an empty folder behind."""
+    created, folder = [], out
+    while not folder.exists():
+        created.append(folder)
+        folder = folder.parent
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot create {out}: {exc.strerror or exc}") from None
+    try:
+        yield out
+    finally:
+        for folder in created:  # the deepest first
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: it holds what was written
+                break
 
 
 def render_to_dir(
@@ -365,11 +330,18 @@ def render_to_dir(
 
 
 def render_examples(out: str | Path, pdf: bool = True) -> list[Path]:
-    """Every built-in scenario in every format, into ``out/<name>/`` (PDFs only when ``pdf``)."""
+    """Every built-in scenario in every format, into ``out/<name>/`` (PDFs only when ``pdf``). A format
+    that fails does not stop the others: PartialFailure lists what was written and what failed."""
     from ..scenario.sources import builtin_names, load
 
-    written = []
+    written, failures = [], []
     for name in builtin_names():
         formats = [f for f in FORMATS if pdf or f != "pdf"]
-        written += write_formats(document_for(load(name)), formats, Path(out) / name)
+        try:
+            written += write_formats(document_for(load(name)), formats, Path(out) / name)
+        except PartialFailure as exc:
+            written += exc.written
+            failures += [f"{name}: {failure}" for failure in exc.failures]
+    if failures:
+        raise PartialFailure(written, failures)
     return written

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sympy
 from sympy.printing.latex import LatexPrinter
 
-from .. import escape
+import symcnn.escape as escape
+
 from ..document.numbers import format_number
 from ..engine.algebra import Sub
 from ..engine.notation import Notation, SymbolInfo

@@ -35,12 +35,17 @@ def template_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "templates"  # a source checkout
 
 
+def cache_folder() -> Path:
+    """Where compiled templates are kept: $XDG_CACHE_HOME (else ~/.cache)/symcnn/VERSION/templates."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "symcnn" / __version__ / "templates"
+
+
 @cache
 def template_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept between runs (as Python keeps __pycache__), in the user's cache folder;
     Jinja checks each against its template's source. None where that folder cannot be written."""
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    folder = root / "symcnn" / __version__ / "templates"
+    folder = cache_folder()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:

@@ -44,7 +44,7 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 UPDATES = ("per_sample", "batch_mean", "batch_sum")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 OPTIMIZER_KEYS = {"sgd": (), "momentum": ("momentum", "nesterov"), "adam": ("betas", "eps")}
-DISPLAY_KEYS = {"precision": int, "fractions": bool, "detail": str}
+DISPLAY_KEYS = {"precision": int, "fractions": bool, "detail": str, "compare_optimizers": bool}
 EXERCISE_ALLOW = ("zero-maps", "pool-ties", "saturated")  # degenerate draws `symcnn exercise` may keep
 
 TOP_KEYS = (
@@ -83,6 +83,14 @@ class Optimizer:
     nesterov: bool = False
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
+
+    def as_spec(self):
+        """The scenario file's `training.optimizer` for this optimizer."""
+        if self.kind == "momentum":
+            return {"kind": "momentum", "momentum": self.momentum, "nesterov": self.nesterov}
+        if self.kind == "adam":
+            return {"kind": "adam", "betas": list(self.betas), "eps": self.eps}
+        return "sgd"
 
 
 @dataclass(frozen=True)
