@@ -20,11 +20,8 @@ from .layout import heatmap
 from .model import Cell, Document, Figure, Section, Settings, Table, Text, cells_to_show, equation, matrices, values_of
 from .names import ACTIVATION_NAMES, UPDATE_NAMES, WIDE_CLASSES, unique_slugs
 from .numbers import plain_number
-<<<<<<< HEAD
-from .pictures import training_figure
-=======
 from .optimizer_text import STATE_KINDS, STATE_WORDS, representative, step_column, worked_blocks
->>>>>>> main
+from .pictures import training_figure
 
 FLIPPED = (
     "Why the filter appears flipped: output cell (i, j) met input cell (r, q) through filter entry "
@@ -373,12 +370,8 @@ class StackBuilder:
             rows.append(
                 (Cell(when), Cell(step.sample), Cell(step.label)) + cells + (Cell(g["loss"].numbers().item(), True),)
             )
-<<<<<<< HEAD
-        return Section("Training summary", "summary", [Table(header, tuple(rows)), training_figure(self.d)], 1)
-=======
         header, rows = step_column(sc, self.d.steps, self.d.final, header, rows)
-        return Section("Training summary", "summary", [Table(header, tuple(rows))], 1)
->>>>>>> main
+        return Section("Training summary", "summary", [Table(header, tuple(rows)), training_figure(self.d)], 1)
 
     def final(self) -> Section:
         blocks = []
