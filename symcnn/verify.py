@@ -50,6 +50,7 @@ class Report(Displayable):  # Jupyter shows the table (symcnn.jupyter.show)
     atol: float
     derivation: object = None  # the Derivation compared, for documents (a StackDerivation for stacks)
     stack: object = None  # the StackDerivation: per-layer values and dL/dx of every scenario
+    numeric: dict | None = None  # NumPy's values, as `symcnn values` prints them
 
     @property
     def compared(self) -> int:
@@ -201,7 +202,7 @@ def check(sc: Scenario, rtol: float = 1e-9, atol: float = 1e-12, thorough: bool 
     groups = tuple(GroupResult(n, counts[n], diffs[n], tuple(bad[n])) for n in counts)
     exact_at = derivation.value_at if derivation else dict(stack.numbers()).__getitem__
     claims = tuple(ClaimResult(c.at, c.printed, float(exact_at(c.at)), c.tol, c.note) for c in claims)
-    return Report(sc, groups, claims, tuple(missing), rtol, atol, derivation or stack, stack)
+    return Report(sc, groups, claims, tuple(missing), rtol, atol, derivation or stack, stack, numeric)
 
 
 def checked(sc: Scenario, where: str = "") -> Report:

@@ -15,7 +15,7 @@ from .optimizer_text import step_column
 
 class Bookends:
     """Needs of its builder: ``sc``, ``d`` (the derivation), ``report``, ``N`` (the notation), ``settings``,
-    ``pictures`` and the helpers ``matrices`` and ``eq``."""
+    ``pictures`` and the helpers ``matrices``, ``eq`` and ``note`` (a quantity shown: its path explorable)."""
 
     def setup(self) -> Section:
         sc, blocks = self.sc, []
@@ -79,13 +79,16 @@ class Bookends:
             if wide:
                 best = int(np.argmax(g["probs"].values.astype(float)))
                 label = sc.classes.index(step.label)
-                cells = (Cell(sc.classes[best]), Cell(probs[best], True), Cell(probs[label], True))
+                cells = (
+                    Cell(sc.classes[best]),
+                    Cell(probs[best], True, self.note(g["probs"][best])),
+                    Cell(probs[label], True, self.note(g["probs"][label])),
+                )
             else:
-                cells = tuple(Cell(p, True) for p in probs)
+                cells = tuple(Cell(p, True, self.note(g["probs"][c])) for c, p in enumerate(probs))
             when = "final" if step.iteration is None else str(step.iteration)
-            rows.append(
-                (Cell(when), Cell(step.sample), Cell(step.label)) + cells + (Cell(g["loss"].numbers().item(), True),)
-            )
+            loss = Cell(g["loss"].numbers().item(), True, self.note(g["loss"].item()))
+            rows.append((Cell(when), Cell(step.sample), Cell(step.label)) + cells + (loss,))
         header, rows = step_column(sc, self.d.steps, self.d.final, header, rows)
         return Section("Training summary", "summary", [Table(header, tuple(rows)), self.pictures.training()], 1)
 

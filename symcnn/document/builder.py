@@ -6,7 +6,7 @@ import numpy as np
 import sympy
 
 from ..engine.algebra import FRACTION_TERMS, exact, minus, shorten
-from ..engine.exact import Deriver, StepDerivation, UpdateDerivation, activation_expr
+from ..engine.exact import Deriver, Group, StepDerivation, UpdateDerivation, activation_expr
 from ..engine.optimizers import STATE
 from ..progress import progress
 from ..scenario.model import pool_window, winner_cell
@@ -29,6 +29,7 @@ from .model import (
 )
 from .names import ACTIVATION_NAMES, unique_slugs
 from .optimizer_text import representative, state_blocks, worked_blocks
+from .panels import build_panels
 from .pictures import Illustrator
 
 
@@ -45,12 +46,20 @@ class Builder(Bookends):
         self.deriver = Deriver(self.sc, self.N)
         self.filter_keys = unique_slugs(f.name for f in self.sc.conv.filters)
         self.pictures = Illustrator(self.d, settings.precision)
+        self.shown: dict = {}  # path -> quantity of every number shown with its `symcnn values` path
+
+    def note(self, q):
+        """q is shown on the page: its path becomes explorable."""
+        self.shown[q.path] = q
+        return q.path
 
     # ------------------------------------------------------------------ helpers
     def matrices(self, name, array: np.ndarray, marks=frozenset()) -> list:
-        return matrices(name, array, marks, elide=self.settings.detail == "summary")
+        paths = (lambda index: self.note(array[index])) if isinstance(array, Group) else None
+        return matrices(name, array, marks, elide=self.settings.detail == "summary", paths=paths)
 
     def eq(self, q, general=None, env=None):
+        self.note(q)
         return equation(q, general, env, elide=self.settings.detail == "summary")
 
     def equations(self, blocks: list, array, display=None) -> None:
@@ -274,6 +283,7 @@ class Builder(Bookends):
             report.max_diff,
             held,
             len(report.claims),
+            panels=build_panels(self.d, self.shown, self.settings.detail == "summary", report.numeric),
         )
 
 

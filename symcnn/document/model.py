@@ -62,6 +62,7 @@ class Equation:
     substituted: sympy.Expr | None
     value: sympy.Expr
     kind: str = "equation"
+    path: str | None = None  # the value's `symcnn values` path (the HTML page makes it explorable)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Matrix:
     columns: tuple[int, int] | None = None  # 1-based first/last column when chunked
     kind: str = "matrix"
     shape: tuple[int, int] | None = None  # the full size, when the matrix is elided
+    paths: np.ndarray | None = None  # each shown cell's `symcnn values` path (None: no path, or elided)
 
     def dots(self, i: int, j: int) -> str:
         """The ellipsis an elided cell shows: "diagonal" where a gap row meets a gap column, "vertical"
@@ -105,6 +107,7 @@ class Matrix:
 class Cell:
     value: object
     math: bool = False
+    path: str | None = None  # a number's `symcnn values` path
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,7 @@ class Document:
     claims_held: int
     claims_total: int
     kind: str = "solution"  # "student": an exercise sheet (setup and questions), nothing derived shown
+    panels: tuple = ()  # the explorable page's panels (panels.Panel), one per path
 
 
 # ---------------------------------------------------------------- blocks from quantities
@@ -213,7 +217,7 @@ def equation(q: Quantity, general: sympy.Expr | None = None, env: dict | None = 
         substituted = None  # nothing to add beyond the general form / the value
     if general.is_Number or general == q.symbol:
         general = None
-    return Equation(q.symbol, general, substituted, q.value)
+    return Equation(q.symbol, general, substituted, q.value, path=q.path)
 
 
 ELIDE_ABOVE = 8  # summary detail: a matrix of more than 8x8 entries shows the first and last entries of
@@ -236,25 +240,40 @@ def elided(values: np.ndarray, marks) -> tuple[np.ndarray, frozenset]:
     return shown, frozenset(where[m] for m in marks if m in where)
 
 
-def matrices(name: sympy.Expr, array, marks=frozenset(), elide: bool = False) -> list[Matrix]:
+def matrices(name: sympy.Expr, array, marks=frozenset(), elide: bool = False, paths=None) -> list[Matrix]:
     """A 2-D group of quantities (or array of numbers) as matrix blocks: elided around dots when large
-    and ``elide`` (summary detail), else chunked by columns when wide."""
+    and ``elide`` (summary detail), else chunked by columns when wide. ``paths(index)`` names the
+    `symcnn values` path of a cell (an index of ``array``), for the cells shown."""
     values = array.values if isinstance(array, Group) else np.asarray(array, dtype=object)
-    if values.ndim == 1:
+    flat = values.ndim == 1
+    if flat:
         values = values[None, :]
+
+    def named(rows, cols):
+        if paths is None:
+            return None
+        out = np.empty((len(rows), len(cols)), object)
+        for a, i in enumerate(rows):
+            for b, j in enumerate(cols):
+                out[a, b] = None if i is None or j is None else paths((j,) if flat else (i, j))
+        return out
+
     if elide and values.size > ELIDE_ABOVE**2:
         shown, shown_marks = elided(values, marks)
         shown = np.vectorize(lambda v: None if v is None else to_sympy(v), otypes=[object])(shown)
-        return [Matrix(name, shown, shown_marks, shape=values.shape)]
+        names = named(kept(values.shape[0]), kept(values.shape[1]))
+        return [Matrix(name, shown, shown_marks, shape=values.shape, paths=names)]
     values = np.vectorize(to_sympy, otypes=[object])(values)
+    names = named(range(values.shape[0]), range(values.shape[1]))
     width = values.shape[1]
     if width <= MAX_COLUMNS:
-        return [Matrix(name, values, frozenset(marks))]
+        return [Matrix(name, values, frozenset(marks), paths=names)]
     out = []
     for start in range(0, width, MAX_COLUMNS):
         stop = min(start + MAX_COLUMNS, width)
         chunk_marks = frozenset((i, j - start) for i, j in marks if start <= j < stop)
-        out.append(Matrix(name, values[:, start:stop], chunk_marks, (start + 1, stop)))
+        chunk = None if names is None else names[:, start:stop]
+        out.append(Matrix(name, values[:, start:stop], chunk_marks, (start + 1, stop), paths=chunk))
     return out
 
 

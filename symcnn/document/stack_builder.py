@@ -339,6 +339,8 @@ class StackBuilder:
         index = representative(extras["grads"][n, 0], extras["before"].get((n, 0)))
         quantities = optimizer_equations(self.D, update, n, 0, index)
         blocks = worked_blocks(opt, layer.name, extras["t"], quantities, self.eq)
+        if extras["t"] == 1 and any(entry is not first for first in update.layers[:1]):
+            blocks = blocks[1:]  # the convention once, with the first layer
         for state in STATE[opt.kind]:
             values = entry["state." + state].values
             blocks.append(Text(f"The {STATE_WORDS[state]} of {layer.name}'s weights after this step:"))

@@ -168,6 +168,7 @@ def scenario_data(sc: Scenario, numbers: dict, seed: int, index: int, difficulty
             "iterations": sc.training.iterations,
             "update": sc.training.update,
             "update_filters": sc.training.update_filters,
+            **({"optimizer": sc.training.optimizer.as_spec()} if sc.training.optimizer.kind != "sgd" else {}),
         },
         "display": dict(sc.display),
     }

@@ -6,7 +6,10 @@ only from our printer (``mathml.py``) and our SVG template (``drawing.py``), whi
 
 from __future__ import annotations
 
-from markupsafe import Markup
+import base64
+import hashlib
+
+from markupsafe import Markup, escape
 
 from ..document.model import Document, Matrix, Section
 from ..document.numbers import format_number
@@ -33,6 +36,21 @@ MATHML_DOTS = {
 }
 
 
+def explorable(node, path: str | None):
+    """A number the reader can open, by its `symcnn values` path (the page's script makes it focusable
+    and names it by its path, for the 1,000s of cells of a large page)."""
+    if path is not None:
+        node.setAttribute("data-path", path)
+    return node
+
+
+def explorable_markup(markup: str, path: str | None) -> Markup:
+    """MathML markup wrapped in an explorable <mrow> (as ``explorable``)."""
+    if path is None:
+        return Markup(markup)
+    return Markup(f'<mrow data-path="{escape(path)}">{markup}</mrow>')
+
+
 def matrix_mathml(m: Matrix, printer: SymcnnMathMLPrinter) -> str:
     """name = [cells], elided cells as dots, marked cells (max-pool winners) with class ``win``."""
     rows = []
@@ -42,7 +60,8 @@ def matrix_mathml(m: Matrix, printer: SymcnnMathMLPrinter) -> str:
             if value is None:
                 cell = printer.el("mtd", printer.mo(MATHML_DOTS[m.dots(i, j)]))
             else:
-                cell = printer.el("mtd", printer._print(value))
+                path = None if m.paths is None else m.paths[i, j]
+                cell = printer.el("mtd", explorable(printer.row(printer._print(value)), path))
                 if (i, j) in m.marks:
                     cell.setAttribute("class", "win")
             cells.append(cell)
@@ -62,15 +81,33 @@ def environment(doc: Document):
         rel=lambda value: "=" if format_number(value, doc.settings.precision, doc.settings.fractions)[1] else "≈",
         matrix=lambda m: Markup(matrix_mathml(m, fixed)),
         cell=lambda value: Markup(fixed.doprint(value)),
+        explore=explorable_markup,
         svg=lambda panel: Markup(drawing.svg(panel)),
     )
     env.globals["chapters"] = chapters
     return env
 
 
+def source_hash(text: str) -> str:
+    """A Content-Security-Policy source for one inline script or style: its SHA-256."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+
+
 def page(doc: Document) -> str:
-    """The whole page: <!DOCTYPE html> with inline style and content."""
-    return environment(doc).get_template("html/page.html.j2").render(doc=doc)
+    """The whole page: <!DOCTYPE html> with inline style, script, the panels' data and content; a
+    Content-Security-Policy allowing only that style and script (no network, no eval)."""
+    from .explore import data_json
+
+    env = environment(doc)
+    style, script = (env.loader.get_source(env, f"html/{name}")[0] for name in ("style.css", "explore.js"))
+    policy = (
+        f"default-src 'none'; script-src {source_hash(script)}; style-src {source_hash(style)}; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
+    data = data_json(doc, printer_settings(doc)) if doc.panels else None
+    return env.get_template("html/page.html.j2").render(
+        doc=doc, style=Markup(style), script=Markup(script), policy=policy, data=Markup(data) if data else None
+    )
 
 
 def fragment(doc: Document) -> str:
