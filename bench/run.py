@@ -320,7 +320,7 @@ def stack_rows(symcnn: list[str]) -> list[str]:
     lines.append(
         f"| lenet-like: PyTorch float64 forward+backward+SGD (in-process, floor) | {torch_cell} | {torch_ratio} |"
     )
-    lines += exact_stack_rows(symcnn, base_wall)
+    lines += exact_stack_rows(symcnn, base_wall, base_cpu)
     return lines
 
 
@@ -328,9 +328,10 @@ STACK_TARGETS = {"check": 30, "render": 60}  # issue 13: at most this many times
 STACK_MEMORY = 1.5 * 2**20  # KiB: at most 1.5 GiB
 
 
-def exact_stack_rows(symcnn: list[str], base_wall: float) -> list[str]:
+def exact_stack_rows(symcnn: list[str], base_wall: float, base_cpu: float) -> list[str]:
     """`symcnn check lenet-like` and `render lenet-like --format markdown` (the exact engine, every cell's
-    value; render adds the summary document), timed once each after the baseline, with peak memory."""
+    value; render adds the summary document), timed once each after the baseline, with peak memory; the
+    targets are read on CPU time, which a loaded machine inflates less than wall time."""
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         commands = {
@@ -338,15 +339,14 @@ def exact_stack_rows(symcnn: list[str], base_wall: float) -> list[str]:
             "render": [*symcnn, "render", "lenet-like", "--format", "markdown", "--out", tmp],
         }
         for key, command in commands.items():
-            elapsed, rss = timed(command, CAP)
+            elapsed, rss, cpu = timed_cpu(command, CAP)
             target = STACK_TARGETS[key]
-            ratio_text = "—" if elapsed is None else f"{elapsed / base_wall:.1f}×"
-            met = elapsed is not None and elapsed / base_wall <= target and rss <= STACK_MEMORY
+            met = elapsed is not None and cpu / base_cpu <= target and rss <= STACK_MEMORY
+            shown = " ".join(command[len(symcnn) : len(symcnn) + 2]) + (" --format markdown" if key == "render" else "")
+            wall = "—" if elapsed is None else f"{elapsed / base_wall:.1f}× wall"
             lines.append(
-                f"| `symcnn {' '.join(command[len(symcnn) : len(symcnn) + 2])}`"
-                + (" --format markdown" if key == "render" else "")
-                + f" | {fmt(elapsed, CAP)}, peak {rss / 2**20:.2f} GiB | {ratio_text} "
-                f"(target ≤ {target}×, ≤ 1.5 GiB: {'met' if met else 'NOT met'}) |"
+                f"| `symcnn {shown}` | {fmt(elapsed, CAP)} wall, {cpu:.1f} s CPU, peak {rss / 2**20:.2f} GiB | "
+                f"{cpu / base_cpu:.1f}× CPU, {wall} (target ≤ {target}×, ≤ 1.5 GiB: {'met' if met else 'NOT met'}) |"
             )
     return lines
 

@@ -57,6 +57,11 @@ class Report(Displayable):  # Jupyter shows the table (symcnn.jupyter.show)
         return sum(g.count for g in self.groups)
 
     @property
+    def derivation_values(self) -> int:
+        """Values compared under the legacy keys (a legacy document's equations; not the per-layer copies)."""
+        return sum(g.count for g in self.groups if ".layers." not in g.name and not g.name.endswith("grad_input"))
+
+    @property
     def max_diff(self) -> float:
         return max((g.max_diff for g in self.groups), default=0.0)
 

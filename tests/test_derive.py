@@ -149,4 +149,5 @@ def test_substitute_does_not_evaluate():
 
 def test_derivation_values_cover_every_numeric_value():
     report = symcnn.check("four-images")
-    assert report.compared == 1296 and not report.missing
+    # 1296 values under the legacy keys, 864 more under the per-layer keys and dL/dx
+    assert report.derivation_values == 1296 and report.compared == 2160 and not report.missing

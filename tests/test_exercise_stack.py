@@ -309,3 +309,45 @@ def test_pdf_sheets_of_a_stack_compile(tmp_path):
     )
     for name in ("variant-01/student.pdf", "variant-01/solution.pdf", "key.pdf", "class.pdf"):
         assert (out / name).read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.parametrize(
+    "optimizer", [{"kind": "momentum", "momentum": 0.9, "nesterov": True}, {"kind": "adam", "betas": [0.8, 0.9]}]
+)
+def test_a_variant_keeps_the_optimizer_and_its_key_is_its_values(optimizer, tmp_path):
+    data = read_source("two-conv")[0]
+    data["training"] = {**data["training"], "optimizer": optimizer, "iterations": 2}
+    source = tmp_path / "opt.yaml"
+    source.write_text(yaml.safe_dump(data), encoding="utf-8")
+    variant = draw_any_variant(load(str(source)), 3, 1)  # Adam: the second sample's conv gradients are all 0
+    assert variant.scenario.training.optimizer == load(str(source)).training.optimizer
+    written = tmp_path / "variant.yaml"
+    written.write_text(scenario_yaml(variant), encoding="utf-8")
+    values = run(load(str(written))).to_dict()
+    questions = choose_any_questions(variant)
+    for q in questions:
+        assert q.value == lookup(values, q.path)
+    # the state of the weight asked about and the weight itself after the second update
+    at, weight = questions[-1].path.split(".weights")
+    m = int(at.split("layers[")[1].rstrip("]"))
+    n = [k for k, layer in enumerate(variant.scenario.layers) if layer.layer in ("conv", "dense")][m]
+    # a weight the second update moves: its gradient of the second sample is not rounding noise of 0
+    assert abs(lookup(values, f"steps[1].layers[{n}].grad_weights{weight}")) > 1e-12
+    states = ["velocity"] if optimizer["kind"] == "momentum" else ["m", "v"]
+    assert [q.path for q in questions[8:]] == [
+        *(f"updates[1].layers[{m}].state.{state}{weight}" for state in states),
+        f"updates[1].layers[{m}].weights{weight}",
+    ]
+    report = checked(variant.scenario)
+    doc = solution_document(report, variant, questions, Settings.from_display(sc_display(variant)))
+    shown = [b for b in sections_of(doc)["questions"].blocks if b.kind == "equation"]
+    for q, eq in zip(questions, shown, strict=True):
+        quantity = report.derivation.quantity_at(q.path)
+        assert eq.lhs == quantity.symbol and eq.general is not None
+        assert float(evaluate(quantity.general, quantity.env)) == pytest.approx(q.value, rel=1e-12, abs=1e-15)
+    marked = [b for s in doc.sections if s.key == "it1-bar-h-update" for b in s.blocks if b.kind == "text"]
+    assert sum(b.text.startswith("» Question") for b in marked) == len(questions) - 8
+
+
+def sc_display(variant):
+    return variant.scenario.display

@@ -16,7 +16,7 @@ import symcnn
 from symcnn.rendering.formats import render_to_dir
 
 OUTPUT = Path(__file__).resolve().parents[1] / "output"
-BUILTINS = ("four-images", "mnist-like", "zebra-cat", "zebra-cat-adam")
+BUILTINS = tuple(symcnn.builtin_names())  # every built-in, the stacks and zebra-cat-adam included
 TEXT_FORMATS = ("markdown", "latex", "beamer", "snippets", "html")  # the Markdown with its SVG pictures
 REGENERATE = "output/ is stale: run `python -m symcnn examples --out output` (or `symcnn examples --out output`)"
 

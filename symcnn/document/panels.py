@@ -73,15 +73,19 @@ class Panels:
         self.numeric = numeric
 
     def number(self, path: str) -> float | None:
-        """NumPy's value at ``path`` (what `symcnn values` prints), if known."""
+        """NumPy's value at ``path`` (what `symcnn values` prints), if known: the intermediate steps of an
+        optimizer update (``updates[0].dense_weights[0][0].g``) have none."""
         from ..scenario.model import parse_path
 
         node = self.numeric
         if node is None:
             return None
         for part in parse_path(path):
-            node = node[part]
-        return node
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):  # a step of a worked optimizer update (….g, ….m): not in the JSON
+                return None
+        return node if isinstance(node, (int, float)) else None
 
     def record(self, path: str):
         part, n = path.split(".", 1)[0].rstrip("]").split("[")

@@ -101,22 +101,26 @@ class Illustrator:
         return Figure(key, caption, tuple(panels))
 
     def training(self) -> Figure:
-        """Probability of the label and loss of each sample, pass by pass and after training."""
-        sc, d = self.sc, self.d
-        passes = sorted({s.iteration for s in d.steps})
-        ticks = tuple(f"pass {t}" for t in passes) + ("final",)
-        probs, losses = [], []
-        for x in sc.inputs:
-            records = [s for s in d.steps if s.sample == x.name] + [s for s in d.final if s.sample == x.name]
-            y = sc.classes.index(x.label)
-            probs.append((x.name, tuple(float(r.groups["probs"].values[y]) for r in records)))
-            losses.append((x.name, tuple(float(r.groups["loss"].values.item()) for r in records)))
-        top = chart_top(v for _, ys in losses for v in ys)
-        panels = (
-            Chart("probability of the label", ticks, tuple(probs), 1.0),
-            Chart("loss", ticks, tuple(losses), top),
-        )
-        caption = "Each sample's probability of its label and its loss, pass by pass"
-        if sc.training.optimizer.kind != "sgd":
-            caption += f", trained with {optimizer_name(sc.training.optimizer)}"
-        return Figure("summary-curves", caption + ".", panels)
+        return training_figure(self.d)
+
+
+def training_figure(d) -> Figure:
+    """Probability of the label and loss of each sample, pass by pass and after training."""
+    sc = d.scenario
+    passes = sorted({s.iteration for s in d.steps})
+    ticks = tuple(f"pass {t}" for t in passes) + ("final",)
+    probs, losses = [], []
+    for x in sc.inputs:
+        records = [s for s in d.steps if s.sample == x.name] + [s for s in d.final if s.sample == x.name]
+        y = sc.classes.index(x.label)
+        probs.append((x.name, tuple(float(r.groups["probs"].values[y]) for r in records)))
+        losses.append((x.name, tuple(float(r.groups["loss"].values.item()) for r in records)))
+    top = chart_top(v for _, ys in losses for v in ys)
+    panels = (
+        Chart("probability of the label", ticks, tuple(probs), 1.0),
+        Chart("loss", ticks, tuple(losses), top),
+    )
+    caption = "Each sample's probability of its label and its loss, pass by pass"
+    if sc.training.optimizer.kind != "sgd":
+        caption += f", trained with {optimizer_name(sc.training.optimizer)}"
+    return Figure("summary-curves", caption + ".", panels)

@@ -34,6 +34,7 @@ from .model import (
 from .names import ACTIVATION_NAMES, UPDATE_NAMES, WIDE_CLASSES, unique_slugs
 from .numbers import plain_number
 from .optimizer_text import STATE_KINDS, STATE_WORDS, representative, step_column, worked_blocks
+from .pictures import training_figure
 
 FLIPPED = (
     "Why the filter appears flipped: output cell (i, j) met input cell (r, q) through filter entry "
@@ -385,7 +386,7 @@ class StackBuilder:
                 (Cell(when), Cell(step.sample), Cell(step.label)) + cells + (Cell(g["loss"].numbers().item(), True),)
             )
         header, rows = step_column(sc, self.d.steps, self.d.final, header, rows)
-        return Section("Training summary", "summary", [Table(header, tuple(rows))], 1)
+        return Section("Training summary", "summary", [Table(header, tuple(rows)), training_figure(self.d)], 1)
 
     def final(self) -> Section:
         blocks = []

@@ -9,15 +9,15 @@ Deriving the whole stack a second time would double the cost of `symcnn check` f
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
+from functools import partial
 
 import mpmath
 import numpy as np
 
 from ..layers import conv as conv_layer
-from .algebra import DPS, to_float
-from .exact import Derivation, Group, alike, rational
+from .algebra import DPS
+from .exact import Derivation, Group
+from .fixed import combine
 
 STEP_KEYS = {  # layer kind -> (layer key, legacy group)
     "conv": (
@@ -76,34 +76,8 @@ class LegacyLayers:
         g, w = step.values["grad_conv"], step.values["filters"]
         shape = step.values["input"].shape
         with mpmath.workdps(DPS + 10):  # called after derive(), outside its precision
-            if rational(w) and not rational(g):
-                dx = fixed_point_input_gradient(g, w, sc.conv.stride, sc.conv.padding, shape)
-            else:
-                dx = conv_layer.input_gradient(g, alike(w, g), sc.conv.stride, sc.conv.padding, shape)
+            # summed in whole numbers (engine/fixed.py): 60 times faster than 50-digit products
+            scatter = partial(conv_layer.input_gradient, stride=sc.conv.stride, padding=sc.conv.padding, shape=shape)
+            dx = combine(scatter, g, w)
         dx = dx[0] if sc.inputs[0].ndim == 2 else dx
         return Group("grad_input", np.asarray(dx, dtype=object), None)
-
-
-def fixed_point_input_gradient(g: np.ndarray, w: np.ndarray, stride: int, padding: int, shape) -> np.ndarray:
-    """The input gradient of 50-digit dL/dz and decimal filters in whole numbers, exactly: every dL/dz as an
-    integer times 2^e (its binary digits, none lost), every filter entry times one common denominator, summed
-    as Python integers, then scaled back once per cell (60 times faster than 50-digit products)."""
-    parts = [(0, 0) if not v else (v.numerator, 0) if isinstance(v, int) else _binary(v) for v in g.flat]
-    low = min((e for m, e in parts if m), default=0)
-    ints = np.array([m << (e - low) if m else 0 for m, e in parts], dtype=object).reshape(g.shape)
-    scale = math.lcm(*(Fraction(v).denominator for v in w.flat))
-    whole = np.vectorize(lambda v: int(v * scale), otypes=[object])(w)
-    total = conv_layer.input_gradient(ints, whole, stride, padding, shape)
-    return np.vectorize(lambda v: mpmath.ldexp(mpmath.mpf(v), low) / scale if v else Fraction(0), otypes=[object])(
-        total
-    )
-
-
-def _binary(value) -> tuple[int, int]:
-    """(m, e) with value = m * 2^e exactly: a Fraction with a power-of-two denominator or a 50-digit float."""
-    if isinstance(value, Fraction):
-        if not value.denominator & (value.denominator - 1):
-            return value.numerator, -(value.denominator.bit_length() - 1)
-        value = to_float(value)  # 1/10 has no binary digits: its 50-digit float then
-    sign, man, exp, _ = value._mpf_
-    return (-man if sign else man), exp

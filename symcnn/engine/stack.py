@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 
 import mpmath
 import numpy as np
@@ -33,6 +34,7 @@ from .exact import (
     snap,
     softmax_derivation,
 )
+from .fixed import combine
 from .notation import Notation
 from .optimizer_exact import ExactOptimizer
 
@@ -108,6 +110,8 @@ class StackDerivation(Displayable):  # Jupyter shows the worked solution (symcnn
         if key != "layers":
             return record.groups[key][tuple(index)]
         m, key, *index = index
+        if key == "state":  # an optimizer's state: the group of ``state.m`` and so on
+            key, *index = f"state.{index[0]}", *index[1:]
         group = record.layers[m][key]
         if group.values.ndim == len(index) + 1:  # a kh x kw filter's gradient: the JSON has no channel index
             index = [index[0], 0, *index[1:]]
@@ -257,8 +261,9 @@ class StackDeriver:
         padded = objects((h.shape[0], h.shape[1] + 2 * padding, h.shape[2] + 2 * padding))
         padded[:, padding : padding + h.shape[1], padding : padding + h.shape[2]] = h
         windows = sliding_window_view(padded, w.shape[2:], axis=(1, 2))[:, ::stride, ::stride]
-        z = np.einsum("chwuv,kcuv->khw", windows, w) + b[:, None, None]
-        size = np.einsum("chwuv,kcuv->khw", np.abs(windows), np.abs(w)) + np.abs(b)[:, None, None]
+        correlate = partial(np.einsum, "chwuv,kcuv->khw")
+        z = combine(correlate, windows, w) + b[:, None, None]
+        size = combine(correlate, np.abs(windows), np.abs(w)) + np.abs(b)[:, None, None]
         return snap(z, size), windows
 
     def _forward_activation(self, n, layer, p, h):
@@ -282,10 +287,10 @@ class StackDeriver:
     def _forward_dense(self, n, layer, p, h):
         W, B = p
         f, W, B = uniform(h.reshape(-1), W, B)
-        o = W @ f + B
+        o = combine(np.matmul, W, f) + B
         if n == self.last:
             return o, None
-        return snap(o, np.abs(W) @ np.abs(f) + np.abs(B)), None
+        return snap(o, combine(np.matmul, np.abs(W), np.abs(f)) + np.abs(B)), None
 
     def grad_logits(self, logits: np.ndarray, y: int) -> np.ndarray:
         """dL/do: SymPy's simplified derivative of -log softmax(o)_y, compiled once per label."""
@@ -307,9 +312,10 @@ class StackDeriver:
     def _backward_conv(self, n, layer, p, rec, g):
         windows = rec["cache"]
         g, w = uniform(g, p[0])
-        dw = np.einsum("khw,chwuv->kcuv", g, windows)
+        dw = combine(partial(np.einsum, "khw,chwuv->kcuv"), g, windows)
         db = np.array([sum(g[k].flat, ZERO) for k in range(g.shape[0])], dtype=object)
-        dx = conv_layer.input_gradient(g, w, layer.stride, layer.padding, rec["input"].shape)
+        scatter = partial(conv_layer.input_gradient, stride=layer.stride, padding=layer.padding)
+        dx = combine(lambda gi, wi: scatter(gi, wi, shape=rec["input"].shape), g, w)
         return dx, (dw, db)
 
     def _backward_activation(self, n, layer, p, rec, g):
@@ -323,7 +329,8 @@ class StackDeriver:
     def _backward_dense(self, n, layer, p, rec, g):
         f = rec["input"].reshape(-1)
         g, f, W = uniform(g, f, p[0])
-        return (W.T @ g).reshape(rec["input"].shape), (np.outer(g, f), g.copy())
+        back = combine(lambda Wi, gi: Wi.T @ gi, W, g)
+        return back.reshape(rec["input"].shape), (combine(np.outer, g, f), g.copy())
 
     def update(self, params: list, grads: list, scale: Fraction) -> list:
         """One SGD step: p - eta * scale * g for the layers that learn (momentum, Adam: ``optimizer_update``)."""

@@ -45,6 +45,7 @@ KIND_SLUGS = {  # the question category's name after its id: q3-logit
     "layer_grad_weights": "weight-gradient",
     "grad_input": "input-gradient",
     "layer_weights": "updated-weight",
+    "layer_state": "optimizer-state",
 }
 SETUP_BLOCKS = {"text", "matrix", "formula", "figure", "table"}  # what templates/lms/setup.html.j2 shows
 

@@ -46,6 +46,7 @@ KIND_TEXT = {  # what a question of each kind asks for, in the answer key's lege
     "layer_grad_weights": "a first-layer weight gradient",
     "grad_input": "an entry of dL/dx",
     "layer_weights": "an updated weight",
+    "layer_state": "an optimizer state",
 }
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine.numeric import learns
 from ..verify import lookup
 from .questions import QUESTION_STREAM, Question, cell_text, choose_questions, pick, tolerance
 from .variants import Variant
@@ -136,7 +137,7 @@ def choose_stack_questions(variant: Variant) -> list[Question]:
         )
     )
     # 8. an updated weight: the one just asked about when it learns, else a weight of the last dense layer
-    learning = [m for m, layer in enumerate(layers) if layer.layer == "dense" or sc.training.update_filters]
+    learning = [m for m, layer in enumerate(layers) if learns(sc, layer)]
     if n not in learning:
         n = len(layers) - 1
         index = pick(rng, array(f"steps[0].layers[{n}].grad_weights"), lambda v: v != 0)
@@ -151,6 +152,7 @@ def choose_stack_questions(variant: Variant) -> list[Question]:
         )
     )
 
+    asked += optimizer_questions(variant, rng, n, learning.index(n), index)
     questions = []
     for number, (kind, path, s, u, text) in enumerate(asked, start=1):
         value = float(lookup(values, path))
@@ -176,6 +178,56 @@ def update_text(variant: Variant) -> str:
         return f"after the update that follows image {variant.trace.steps[0].sample} ({rate})"
     mode = "mean" if sc.training.update == "batch_mean" else "sum"
     return f"after the batch update of pass 1 (the {mode} of all images' gradients, {rate})"
+
+
+NOISE = 1e-12  # a gradient this small is rounding noise of an exact 0 (the engine counts it as 0)
+STATE_TEXT = {
+    "velocity": "the momentum buffer (velocity) b_t",
+    "m": "Adam's first moment m_t",
+    "v": "Adam's second moment v_t",
+}
+
+
+def optimizer_questions(variant: Variant, rng, n: int, m: int, index: tuple[int, ...]) -> list[tuple]:
+    """Momentum or Adam with two updates or more: a weight's state after the second update (the velocity,
+    or m_t and v_t) and the weight itself after it. The weight is the one asked about before when the
+    second update's gradient of it is not 0, else one whose gradients of both updates are not 0."""
+    sc, trace = variant.scenario, variant.trace
+    optimizer = sc.training.optimizer
+    if optimizer.kind == "sgd" or len(trace.updates) < 2:
+        return []
+    batch = 1 if sc.training.update == "per_sample" else len(sc.inputs)
+
+    def moved(n: int) -> np.ndarray:  # the weights that both updates' gradients move
+        first, second = (
+            sum(
+                np.asarray(s.layers[n]["grad_weights"], dtype=np.float64)
+                for s in trace.steps[k * batch : (k + 1) * batch]
+            )
+            for k in (0, 1)
+        )
+        return (np.abs(first) > NOISE) & (np.abs(second) > NOISE)
+
+    if not moved(n)[index]:  # else a weight of the same layer that moves, else one of the last layer
+        if not moved(n).any():
+            m += sum(1 for k in range(n + 1, len(sc.layers)) if learns(sc, sc.layers[k]))
+            n = len(sc.layers) - 1
+        index = pick(rng, moved(n), bool)
+    weight = weight_text(sc, n, index)
+    if optimizer.kind == "momentum":
+        how = f"momentum {optimizer.momentum:g}" + (", Nesterov" if optimizer.nesterov else "")
+        states = ["velocity"]
+    else:
+        how = f"Adam, betas {optimizer.betas[0]:g} and {optimizer.betas[1]:g}, eps {optimizer.eps:g}"
+        states = ["m", "v"]
+    when = f"after the second update ({how}, learning rate {sc.training.learning_rate:g})"
+    at = f"updates[1].layers[{m}]"
+    asked = [
+        ("layer_state", f"{at}.state.{state}{index_path(index)}", None, 1, f"{STATE_TEXT[state]} of {weight} {when}.")
+        for state in states
+    ]
+    text = f"{weight[0].upper()}{weight[1:]} {when}."
+    return asked + [("layer_weights", f"{at}.weights{index_path(index)}", None, 1, text)]
 
 
 def choose_any_questions(variant: Variant) -> list[Question]:

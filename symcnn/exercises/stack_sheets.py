@@ -68,6 +68,8 @@ def target(builder: StackBuilder, q: Question):
     if key == "layers":
         n, key, *index = index
     cell = tuple(index[-2:]) if len(index) >= 2 else (0, index[0]) if index else (0, 0)
+    if part == "updates" and key == "state":  # not shown in the update section: the answer is added there
+        return f"{prefix}-update", None, 0, None
     if part == "updates":
         n = [m for m, p in enumerate(record.values["params"]) if p is not None and learns(builder, layers[m])][n]
         channel = builder._channel(n, index[1]) if len(index) == 4 else None
@@ -112,6 +114,8 @@ def mark(section: Section, number: int, quantity, shown, name, occurrence: int, 
     elif name is not None:
         at = next((i for i, b in enumerate(blocks) if b.kind == "matrix" and b.name == name), len(blocks))
         blocks[at:at] = [Text(f"» Question {number} asks for this value (its cell is boxed below):"), shown]
+    else:  # a value the section does not show (an optimizer's state): worked out here
+        blocks += [Text(f"» Question {number} asks for this value:"), shown]
     if name is None:
         return
     i, j = cell

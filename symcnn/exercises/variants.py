@@ -256,15 +256,23 @@ def scenario_data(sc: Scenario, numbers: dict, seed: int, index: int, difficulty
             else {"kind": pool.kind, "size": list(pool.size), "stride": list(pool.stride)}
         ),
         "dense": {"weights": plain(numbers["dense_weights"]), "biases": plain(numbers["dense_biases"])},
-        "training": {
-            "learning_rate": sc.training.learning_rate,
-            "iterations": sc.training.iterations,
-            "update": sc.training.update,
-            "update_filters": sc.training.update_filters,
-            **({"optimizer": sc.training.optimizer.as_spec()} if sc.training.optimizer.kind != "sgd" else {}),
-        },
+        "training": training_data(sc),
         "display": dict(sc.display),
     }
+
+
+def training_data(sc: Scenario) -> dict:
+    """The scenario's training keys as a variant file holds them (the optimizer when not plain SGD)."""
+    t = sc.training
+    data = {
+        "learning_rate": t.learning_rate,
+        "iterations": t.iterations,
+        "update": t.update,
+        "update_filters": t.update_filters,
+    }
+    if t.optimizer.kind != "sgd":
+        data["optimizer"] = t.optimizer.as_spec()
+    return data
 
 
 def draw_variant(sc: Scenario, seed: int, index: int, difficulty: str = "easy") -> Variant:

@@ -146,10 +146,11 @@ def document_for(
     report = checked(sc)
     settings = Settings.from_display(sc.display, detail, precision, fractions, iterations)
     settings = dataclasses.replace(settings, aspect=aspect, samples=samples)
-    pages = round(report.compared * LINES_PER_VALUE / LINES_PER_PAGE)
+    shown = report.compared if sc.is_stack else report.derivation_values  # a legacy document: the legacy keys
+    pages = round(shown * LINES_PER_VALUE / LINES_PER_PAGE)
     if settings.detail == "full" and pages > MAX_FULL_PAGES and not force:
         raise UsageError(
-            f"--detail full: about {pages:,} pages ({report.compared:,} values, each an equation); "
+            f"--detail full: about {pages:,} pages ({shown:,} values, each an equation); "
             "add --force to write them anyway, or use --detail summary"
         )
     return build_document(report, settings)
