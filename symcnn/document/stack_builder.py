@@ -17,7 +17,20 @@ from . import stack_formulas as formulas
 from .builder import Builder
 from .comparison import comparison
 from .layout import heatmap
-from .model import Cell, Document, Figure, Section, Settings, Table, Text, cells_to_show, equation, matrices, values_of
+from .model import (
+    Cell,
+    Document,
+    Figure,
+    Section,
+    Settings,
+    Table,
+    Text,
+    assemble,
+    cells_to_show,
+    equation,
+    matrices,
+    values_of,
+)
 from .names import ACTIVATION_NAMES, UPDATE_NAMES, WIDE_CLASSES, unique_slugs
 from .numbers import plain_number
 from .optimizer_text import STATE_KINDS, STATE_WORDS, representative, step_column, worked_blocks
@@ -409,43 +422,7 @@ class StackBuilder:
         if self.settings.compare_optimizers:
             sections.append(comparison(sc))
         bar.close()
-        report = self.report
-        sections.append(
-            Section(
-                "Verification",
-                "verification",
-                [
-                    Text(
-                        f"{report.compared} values were derived twice, exactly with SymPy and in floating point "
-                        "with NumPy; "
-                        f"they agree to {report.max_diff:.1g} at most "
-                        f"(tolerance: relative {report.rtol:g}, absolute {report.atol:g})."
-                    )
-                ],
-                1,
-            )
-        )
-        context = ""
-        for section in sections:
-            if section.level == 1:
-                context = section.title
-            else:
-                section.context = context
-        held = sum(c.ok for c in report.claims)
-        return Document(
-            sc.name,
-            sc.title,
-            sc.description,
-            sc.notes,
-            tuple(sections),
-            self.settings,
-            self.N,
-            sc.training.update != "per_sample",
-            report.compared,
-            report.max_diff,
-            held,
-            len(report.claims),
-        )
+        return assemble(self.report, sections, self.settings, self.N)
 
 
 def build_any_document(report: Report, settings: Settings | None = None) -> Document:
