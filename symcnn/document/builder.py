@@ -21,6 +21,7 @@ from .model import (
     Section,
     Settings,
     Text,
+    assemble,
     cells_to_show,
     conv_sum,
     equation,
@@ -257,34 +258,8 @@ class Builder(Bookends):
         if audit is not None:
             sections.append(audit)
         report = self.report
-        verification = Text(
-            f"{report.compared} values were derived twice, exactly with SymPy and in floating point with NumPy; "
-            f"they agree to {report.max_diff:.1g} at most "
-            f"(tolerance: relative {report.rtol:g}, absolute {report.atol:g})."
-        )
-        sections.append(Section("Verification", "verification", [verification], 1))
-        context = ""
-        for section in sections:  # slides and snippets say which pass and sample a part belongs to
-            if section.level == 1:
-                context = section.title
-            else:
-                section.context = context
-        held = sum(c.ok for c in report.claims)
-        return Document(
-            sc.name,
-            sc.title,
-            sc.description,
-            sc.notes,
-            tuple(sections),
-            self.settings,
-            self.N,
-            sc.training.update != "per_sample",
-            report.compared,
-            report.max_diff,
-            held,
-            len(report.claims),
-            panels=build_panels(self.d, self.shown, self.settings.detail == "summary", report.numeric),
-        )
+        panels = build_panels(self.d, self.shown, self.settings.detail == "summary", report.numeric)
+        return assemble(report, sections, self.settings, self.N, panels=panels)
 
 
 def section_key(d, record: StepDerivation | UpdateDerivation) -> str:

@@ -333,3 +333,36 @@ def conv_sum(deriver, k: int) -> Formula:
     general = plus(sympy.Sum(term, *limits), N("filter_bias", flt.name))
     z = sympy.IndexedBase(N("conv", flt.name))
     return Formula(z[i, j], general)
+
+
+def assemble(report, sections: list, settings: Settings, notation, **extra) -> Document:
+    """The worked solution from its sections: the verification section last, and each part told which pass
+    and sample it belongs to (slides and snippets say so); ``report`` is the check's Report."""
+    verification = Text(
+        f"{report.compared} values were derived twice, exactly with SymPy and in floating point with NumPy; "
+        f"they agree to {report.max_diff:.1g} at most "
+        f"(tolerance: relative {report.rtol:g}, absolute {report.atol:g})."
+    )
+    sections = [*sections, Section("Verification", "verification", [verification], 1)]
+    context = ""
+    for section in sections:
+        if section.level == 1:
+            context = section.title
+        else:
+            section.context = context
+    sc = report.scenario
+    return Document(
+        sc.name,
+        sc.title,
+        sc.description,
+        sc.notes,
+        tuple(sections),
+        settings,
+        notation,
+        sc.training.update != "per_sample",
+        report.compared,
+        report.max_diff,
+        sum(c.ok for c in report.claims),
+        len(report.claims),
+        **extra,
+    )

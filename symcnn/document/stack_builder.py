@@ -25,6 +25,7 @@ from .model import (
     Settings,
     Table,
     Text,
+    assemble,
     cells_to_show,
     equation,
     matrices,
@@ -423,43 +424,7 @@ class StackBuilder:
         if self.settings.compare_optimizers:
             sections.append(comparison(sc))
         bar.close()
-        report = self.report
-        sections.append(
-            Section(
-                "Verification",
-                "verification",
-                [
-                    Text(
-                        f"{report.compared} values were derived twice, exactly with SymPy and in floating point "
-                        "with NumPy; "
-                        f"they agree to {report.max_diff:.1g} at most "
-                        f"(tolerance: relative {report.rtol:g}, absolute {report.atol:g})."
-                    )
-                ],
-                1,
-            )
-        )
-        context = ""
-        for section in sections:
-            if section.level == 1:
-                context = section.title
-            else:
-                section.context = context
-        held = sum(c.ok for c in report.claims)
-        return Document(
-            sc.name,
-            sc.title,
-            sc.description,
-            sc.notes,
-            tuple(sections),
-            self.settings,
-            self.N,
-            sc.training.update != "per_sample",
-            report.compared,
-            report.max_diff,
-            held,
-            len(report.claims),
-        )
+        return assemble(self.report, sections, self.settings, self.N)
 
 
 def build_any_document(report: Report, settings: Settings | None = None) -> Document:
