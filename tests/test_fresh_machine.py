@@ -219,17 +219,24 @@ def test_force_runs_past_the_limit(tmp_path):
     "args",
     [
         ["render", "lenet-like", "--format", "markdown,latex,html", "--out", "a/b"],
-        ["exercise", "four-images", "--seed", "1", "--count", "6", "--jobs", "2", "--out", "a/b"],
+        ["exercise", "four-images", "--seed", "1", "--count", "200", "--jobs", "2", "--out", "a/b"],  # a minute
     ],
 )
 def test_ctrl_c_leaves_nothing_and_prints_one_line(tmp_path, args):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "symcnn", *args], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    time.sleep(3)  # past start-up, inside the run
-    assert process.poll() is None, "finished before the interrupt"
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=120)
+    command = [sys.executable, "-m", "symcnn", *args]
+    # the context manager closes the pipes and reaps the process even when an assertion fails
+    with subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            time.sleep(3)  # past start-up, inside the run
+            assert process.poll() is None, "finished before the interrupt"
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
     assert process.returncode == 130
     assert err == "error: interrupted\n" and out == ""
     assert not (tmp_path / "a").exists()
