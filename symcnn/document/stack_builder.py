@@ -324,7 +324,7 @@ class StackBuilder:
         learning = [
             (n, layer)
             for n, layer in enumerate(self.sc.layers)
-            if update.values["params"][n] is not None and (layer.layer == "dense" or self.sc.training.update_filters)
+            if update.values["params"][n] is not None and self.sc.learns(layer)
         ]
         for entry, (n, layer) in zip(update.layers, learning):
             w, b = entry["weights"], entry["biases"]

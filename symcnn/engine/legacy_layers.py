@@ -18,6 +18,7 @@ from ..layers import conv as conv_layer
 from .algebra import DPS
 from .exact import Derivation, Group
 from .fixed import combine
+from .optimizers import STATE_KEYS
 
 STEP_KEYS = {  # layer kind -> (layer key, legacy group)
     "conv": (
@@ -36,7 +37,6 @@ STEP_KEYS = {  # layer kind -> (layer key, legacy group)
     ),
 }
 PARAMETERS = {"conv": ("filters", "filter_biases"), "dense": ("dense_weights", "dense_biases")}
-STATE_KEYS = {"velocity": ("velocity", "velocity_biases"), "m": ("m", "m_biases"), "v": ("v", "v_biases")}
 
 
 class LegacyLayers:
@@ -53,12 +53,8 @@ class LegacyLayers:
                 for key, legacy in STEP_KEYS[layer.layer]:
                     yield f"{step.path}.layers[{n}].{key}", step.groups[legacy]
             yield f"{step.path}.grad_input", self.grad_input(step)
+        learning = [layer for layer in sc.layers if sc.learns(layer)]
         for update in self.derivation.updates:
-            learning = [
-                layer
-                for layer in sc.layers
-                if layer.layer == "dense" or (layer.layer == "conv" and sc.training.update_filters)
-            ]
             for m, layer in enumerate(learning):
                 prefix = f"{update.path}.layers[{m}]"
                 for part, key in enumerate(PARAMETERS[layer.layer]):
@@ -79,5 +75,5 @@ class LegacyLayers:
             # summed in whole numbers (engine/fixed.py): 60 times faster than 50-digit products
             scatter = partial(conv_layer.input_gradient, stride=sc.conv.stride, padding=sc.conv.padding, shape=shape)
             dx = combine(scatter, g, w)
-        dx = dx[0] if sc.inputs[0].ndim == 2 else dx
+        dx = sc.as_given(dx)
         return Group("grad_input", np.asarray(dx, dtype=object), None)

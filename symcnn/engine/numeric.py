@@ -72,10 +72,6 @@ def initial_params(sc: Scenario) -> list:
     return [layer.parameters() if layer.layer in ("conv", "dense") else None for layer in sc.layers]
 
 
-def learns(sc: Scenario, layer) -> bool:
-    return layer.layer == "dense" or (layer.layer == "conv" and sc.training.update_filters)
-
-
 def forward_backward(sc: Scenario, params: list, x: np.ndarray, y: int, backward: bool = True) -> dict:
     """Every value of one sample's forward (and backward) pass at ``params``: per layer its input,
     output and routing, then softmax and the loss, then the gradients from the loss back to the image."""
@@ -220,10 +216,6 @@ def layer_records(sc: Scenario, values: dict, backward: bool = True) -> list[dic
     return out
 
 
-def input_as_given(sc: Scenario, dx: np.ndarray) -> np.ndarray:
-    return dx[0] if sc.inputs[0].ndim == 2 else dx
-
-
 def legacy_values(sc: Scenario, values: dict, backward: bool = True) -> dict:
     """The legacy keys (conv, activated, ..., grad_conv) of a scenario given as conv/activation/pool/dense."""
     if sc.is_stack:
@@ -258,7 +250,7 @@ def apply_update(sc: Scenario, params: list, grads: list, scale: float, state: d
     layers kept). ``state``: per parameter tensor (layer n, 0 weights / 1 biases); ``sizes``: per gradient
     entry, the sum of the magnitudes of the terms it summed (its rounding bound)."""
     opt = sc.training.optimizer
-    learning = [n for n, (layer, g) in enumerate(zip(sc.layers, grads)) if g is not None and learns(sc, layer)]
+    learning = [n for n, (layer, g) in enumerate(zip(sc.layers, grads)) if g is not None and sc.learns(layer)]
     named = {(n, part): params[n][part] for n in learning for part in (0, 1)}
     g = {(n, part): scale * grads[n][part] for n in learning for part in (0, 1)}
     if opt.kind != "sgd":  # within rounding of 0 counts as 0 (Adam would make a residue a step)
@@ -282,21 +274,20 @@ def gradient_sizes(sc: Scenario, values: dict) -> list:
     return out
 
 
-STATE_KEYS = {"velocity": ("velocity", "velocity_biases"), "m": ("m", "m_biases"), "v": ("v", "v_biases")}
-
-
 def update_record(sc: Scenario, iteration: int, after: str | None, params: list, state: dict, t: int) -> Update:
     entries, flat = [], {}
     for n, (layer, p) in enumerate(zip(sc.layers, params)):
-        if p is None or not learns(sc, layer):
+        if p is None or not sc.learns(layer):
             continue
         entry = {"name": layer.name, "weights": _as_given(layer, p[0]).copy(), "biases": p[1].copy(), "state": {}}
         for part in (0, 1):
             for key, value in state.get((n, part), {}).items():
-                entry["state"][STATE_KEYS[key][part]] = _as_given(layer, value) if part == 0 else value.copy()
+                entry["state"][optimizers.STATE_KEYS[key][part]] = (
+                    _as_given(layer, value) if part == 0 else value.copy()
+                )
                 if not sc.is_stack:
                     name = ("filters", "filter_biases", "dense_weights", "dense_biases")[part + (2 if n else 0)]
-                    flat[f"{key}_{name}"] = entry["state"][STATE_KEYS[key][part]]
+                    flat[f"{key}_{name}"] = entry["state"][optimizers.STATE_KEYS[key][part]]
         entries.append(entry)
     legacy = {}
     if not sc.is_stack:
@@ -336,7 +327,7 @@ def run(sc: Scenario) -> Trace:
                     values["loss"],
                     values["grad_logits"],
                     layer_records(sc, values),
-                    input_as_given(sc, values["grad_input"]),
+                    sc.as_given(values["grad_input"]),
                     routes=[
                         rec["cache"] if layer.layer == "pool" else None
                         for layer, rec in zip(sc.layers, values["records"])

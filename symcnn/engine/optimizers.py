@@ -100,3 +100,7 @@ def without_residue(grads: dict, sizes: dict, noise: float) -> dict:
     a sum whose exact value is 0. Adam would turn such a residue into a step of up to lr; the exact
     engine moves nothing."""
     return {name: np.where(np.abs(g) <= noise * sizes[name], 0.0, g) for name, g in grads.items()}
+
+
+# the contract's names of each state tensor in `updates[u].layers[].state`: (for the weights, for the biases)
+STATE_KEYS = {"velocity": ("velocity", "velocity_biases"), "m": ("m", "m_biases"), "v": ("v", "v_biases")}

@@ -96,7 +96,7 @@ class StackDerivation(Displayable):  # Jupyter shows the worked solution (symcnn
         """(path, exact value) of every value of the `symcnn values` JSON."""
         for path, group in self.groups():
             for index, value in group.indices():
-                yield path + "".join(f"[{i}]" for i in self.deriver.shown_index(group.key, index)), value
+                yield path + "".join(f"[{i}]" for i in index), value
 
     def quantities(self):
         for _, group in self.groups():
@@ -165,10 +165,6 @@ class StackDeriver:
         out.append(current)
         return out
 
-    def is_input(self, n: int) -> bool:
-        """Whether layer n reads the image itself."""
-        return n == 0
-
     def output_symbol(self, n: int, index: tuple, grad: bool = False, sample: str | None = None):
         """The symbol of cell ``index`` of layer n's output (n = -1: the image)."""
         N = self.N
@@ -194,15 +190,10 @@ class StackDeriver:
     def input_symbol(self, n: int, index: tuple, grad: bool = False, sample: str | None = None):
         """The symbol of a cell of layer n's input (a dense layer reads the flattened maps as features)."""
         layer = self.layers[n]
-        if layer.layer == "dense" and self._flattens(n):
+        if layer.layer == "dense" and n == self.first_dense:
             make = (lambda *a: self.N.grad(*a, sample=sample)) if grad else self.N
             return make("feature", None, index[0] + 1)
-        if layer.layer == "dense" and n > 0:
-            return self.output_symbol(n - 1, index, grad, sample)
         return self.output_symbol(n - 1, index, grad, sample)
-
-    def _flattens(self, n: int) -> bool:
-        return n == self.first_dense
 
     @property
     def first_dense(self) -> int:
@@ -226,10 +217,6 @@ class StackDeriver:
         if which == "biases":
             return N("bias", layer.name, index[0] + 1, **tags)
         return N("weight", layer.name, index[0] + 1, index[1] + 1, **tags)
-
-    def shown_index(self, key: str, index: tuple) -> tuple:
-        """A JSON index: filters given as kh x kw have no channel index there."""
-        return index
 
     # bulk values -------------------------------------------------------------------------
     def initial(self) -> list:
@@ -338,7 +325,7 @@ class StackDeriver:
             return self.optimizer_update(params, grads, scale)
         out = []
         for layer, p, g in zip(self.layers, params, grads):
-            if g is None or not learns(self.sc, layer):
+            if g is None or not self.sc.learns(layer):
                 out.append(p)
                 continue
             pair = []
@@ -354,13 +341,9 @@ class StackDeriver:
     def optimizer_update(self, params: list, grads: list, scale: Fraction) -> list:
         """One momentum/Adam step over the learning layers' tensors (engine/optimizer_exact.py)."""
         learning = [
-            n for n, (layer, g) in enumerate(zip(self.layers, grads)) if g is not None and learns(self.sc, layer)
+            n for n, (layer, g) in enumerate(zip(self.layers, grads)) if g is not None and self.sc.learns(layer)
         ]
         named = {(n, part): params[n][part] for n in learning for part in (0, 1)}
         totals = {(n, part): grads[n][part] * scale for n in learning for part in (0, 1)}
         new, self.optimizer_state, self.optimizer_extras = self.optimizer.update(named, totals)
         return [(new[n, 0], new[n, 1]) if n in learning else p for n, p in enumerate(params)]
-
-
-def learns(sc: Scenario, layer) -> bool:
-    return layer.layer == "dense" or (layer.layer == "conv" and sc.training.update_filters)

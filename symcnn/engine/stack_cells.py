@@ -20,7 +20,8 @@ from .algebra import DPS, MaxOf, Quantity, chain, evaluate, minus, plus, times, 
 from .exact import Group, activation_expr, agrees, alike_env
 from .notation import Notation
 from .optimizer_exact import stack_cell
-from .stack import Record, StackDerivation, StackDeriver, learns
+from .optimizers import STATE_KEYS
+from .stack import Record, StackDerivation, StackDeriver
 
 
 class Cells:
@@ -147,23 +148,16 @@ class Cells:
         symbol = D.output_symbol(n, index, grad=True, sample=record.sample)
         if n == D.last:
             return symbol, *self._grad_logits(record, index)[1:]
-        variable = D.input_symbol(n + 1, self._as_input(n + 1, index))
+        variable = D.input_symbol(n + 1, self._as_input(record, n + 1, index))
         users = self._users_of_input(record, n + 1, index)
         env: dict = {}
         return symbol, self._chain_into(record, n + 1, variable, users, env), env
 
-    def _as_input(self, n: int, index: tuple) -> tuple:
+    def _as_input(self, record: Record, n: int, index: tuple) -> tuple:
         """Layer n reads cell ``index`` of its input as: a feature number when it flattens maps."""
         if self.D.layers[n].layer == "dense" and len(index) == 3:
-            shape = self.D.layers[n - 1].output_shape(self._shape_before(n - 1)) if n > 0 else None
-            return (int(np.ravel_multi_index(index, shape)),)
+            return (int(np.ravel_multi_index(index, record.values["records"][n]["input"].shape)),)
         return index
-
-    def _shape_before(self, n: int) -> tuple:
-        shape = self.D.sc.inputs[0].pixels.shape
-        for layer in self.D.layers[:n]:
-            shape = layer.output_shape(shape)
-        return shape
 
     def _users_of_input(self, record, n, index) -> list[tuple]:
         """Output cells of layer n whose general form holds input cell ``index`` (maps: (c, r, q))."""
@@ -256,7 +250,7 @@ def _groups(cells: Cells, record: Record, arrays: dict, n=None) -> dict:
         prefix = f"{record.path}." + (f"layers[{n}]." if n is not None else "") + key
 
         def make(index, key=key, prefix=prefix, values=values):
-            path = prefix + "".join(f"[{i}]" for i in cells.D.shown_index(key, index))
+            path = prefix + "".join(f"[{i}]" for i in index)
             return cells.make(record, (n, key), index, path, values[index])
 
         out[key] = Group(key, np.asarray(values, dtype=object), make)
@@ -296,7 +290,7 @@ def _derive(sc: Scenario, notation: Notation | None) -> StackDerivation:
         if backward:
             gx = values["grad_input"]
             top["grad_logits"] = values["grad_logits"]
-            top["grad_input"] = gx[0] if sc.inputs[0].ndim == 2 else gx
+            top["grad_input"] = sc.as_given(gx)
         record.groups = _groups(cells, record, top)
         record.layers = [
             _groups(cells, record, arrays, n) for n, arrays in enumerate(_layer_arrays(D, values, backward))
@@ -338,7 +332,7 @@ def _update_record(D: StackDeriver, path: str, iteration: int, after, params, be
     record = Record(path, after, None, iteration, values={"params": params, "scale": scale}, steps=steps, before=before)
     entries = []
     for n, (layer, p) in enumerate(zip(D.layers, params)):
-        if p is None or not learns(D.sc, layer):
+        if p is None or not D.sc.learns(layer):
             continue
         flat = layer.layer == "conv" and layer.filters[0].ndim == 2
         entry = {}
@@ -367,9 +361,6 @@ def optimizer_equations(D: StackDeriver, record: Record, n: int, part: int, inde
     path = f"{record.path}.layers[{n}].{which}" + "".join(f"[{i}]" for i in index)
     cell = stack_cell(D, record, n, part, index, path, record.values["scale"])
     return D.optimizer.equations(record.values["optimizer"], (n, part), index, cell)
-
-
-STATE_KEYS = {"velocity": ("velocity", "velocity_biases"), "m": ("m", "m_biases"), "v": ("v", "v_biases")}
 
 
 def _state_groups(D: StackDeriver, record: Record, n: int, part: int, flat: bool, prefix: str, scale) -> dict:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.numeric import learns
 from ..verify import lookup
 from .questions import QUESTION_STREAM, Question, cell_text, choose_questions, pick, tolerance
 from .variants import Variant
@@ -137,7 +136,7 @@ def choose_stack_questions(variant: Variant) -> list[Question]:
         )
     )
     # 8. an updated weight: the one just asked about when it learns, else a weight of the last dense layer
-    learning = [m for m, layer in enumerate(layers) if learns(sc, layer)]
+    learning = [m for m, layer in enumerate(layers) if sc.learns(layer)]
     if n not in learning:
         n = len(layers) - 1
         index = pick(rng, array(f"steps[0].layers[{n}].grad_weights"), lambda v: v != 0)
@@ -210,7 +209,7 @@ def optimizer_questions(variant: Variant, rng, n: int, m: int, index: tuple[int,
 
     if not moved(n)[index]:  # else a weight of the same layer that moves, else one of the last layer
         if not moved(n).any():
-            m += sum(1 for k in range(n + 1, len(sc.layers)) if learns(sc, sc.layers[k]))
+            m += sum(1 for k in range(n + 1, len(sc.layers)) if sc.learns(sc.layers[k]))
             n = len(sc.layers) - 1
         index = pick(rng, moved(n), bool)
     weight = weight_text(sc, n, index)

@@ -71,7 +71,7 @@ def target(builder: StackBuilder, q: Question):
     if part == "updates" and key == "state":  # not shown in the update section: the answer is added there
         return f"{prefix}-update", None, 0, None
     if part == "updates":
-        n = [m for m, p in enumerate(record.values["params"]) if p is not None and learns(builder, layers[m])][n]
+        n = [m for m, p in enumerate(record.values["params"]) if p is not None and builder.sc.learns(layers[m])][n]
         channel = builder._channel(n, index[1]) if len(index) == 4 else None
         return f"{prefix}-update", builder._param_name(n, index[0], new=True, channel=channel), 0, cell
     if key == "output":
@@ -91,10 +91,6 @@ def target(builder: StackBuilder, q: Question):
     if key in ("probs", "logits"):
         return f"{prefix}-{'softmax' if key == 'probs' else slug(layers[-1].name)}", None, 0, None
     raise VerificationError(f"{q.path}: no section of the worked solution shows it")
-
-
-def learns(builder: StackBuilder, layer) -> bool:
-    return layer.layer == "dense" or builder.sc.training.update_filters
 
 
 def sample_key(builder: StackBuilder, record) -> str:

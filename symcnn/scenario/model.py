@@ -162,6 +162,14 @@ class Scenario:
     def label_index(self, sample: Input) -> int:
         return self.classes.index(sample.label)
 
+    def as_given(self, image):
+        """An image-shaped array (dL/dx) in the shape the inputs were given: H x W or C x H x W."""
+        return image[0] if self.inputs[0].ndim == 2 else image
+
+    def learns(self, layer: Layer) -> bool:
+        """Whether training updates ``layer``: every dense layer; conv layers with ``update_filters``."""
+        return layer.layer == "dense" or (layer.layer == "conv" and self.training.update_filters)
+
 
 # ---------------------------------------------------------------- sections
 
